@@ -1,0 +1,60 @@
+// The services the router drives: compute (balancer -> node link) and events (bus -> hub).
+// The router depends on these interfaces; main.ts picks the implementations.
+import type { GatewayError } from '../errors.js';
+import type { AckBody, ResultBody, StreamPosition } from '../protocol/frames.js';
+import type { Session } from './session.js';
+
+/** One forwarded invocation, already authorized and validated. */
+export interface InvokeCall {
+  /** Gateway-unique id; travels to the node as x-relaygate-request-id. */
+  readonly requestId: string;
+  readonly function: string;
+  readonly payload: Uint8Array;
+  readonly contentType: string;
+  /** Absolute deadline, epoch ms (Date.now clock). Covers queueing and every attempt. */
+  readonly deadlineAtMs: number;
+  readonly subject: string;
+  readonly tenant: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Aborted on Cancel, client disconnect or drain timeout; the node's request must be aborted then. */
+  readonly signal: AbortSignal;
+}
+
+/** Where an invocation's answers go. The router guarantees the client sees exactly one terminal frame. */
+export interface InvokeSink {
+  progress(fraction: number, payload: Uint8Array): void;
+  result(result: ResultBody): void;
+  error(err: GatewayError): void;
+}
+
+/** Forwards invocations to compute nodes. */
+export interface ComputeService {
+  /** Starts `call`; answers arrive on `sink` (zero or more progress, then one result or error). */
+  invoke(call: InvokeCall, sink: InvokeSink): void;
+  /** At least one node can take work. */
+  ready(): boolean;
+  /** Stops health checks and closes node connections (after in-flight work is done or aborted). */
+  close(): Promise<void>;
+}
+
+/** Subscriptions and publishing through the bus, tenant-namespaced. Names are validated and authorized by the router. */
+export interface EventsService {
+  /**
+   * Subscribes `session` to `topic` of `tenant`. With `recover`, missed events after `since` are sent
+   * to the session first (as Event frames, id 0), in order; resolves with the Ack to send.
+   * Rejects with GatewayError (e.g. UNAVAILABLE when the bus is down).
+   */
+  subscribe(session: Session, tenant: string, topic: string, recover: boolean, since: StreamPosition | undefined): Promise<AckBody>;
+  /** Ends the session's subscription (no-op when not subscribed). */
+  unsubscribe(session: Session, tenant: string, topic: string): void;
+  /** Drops every subscription of a closing session. */
+  dropSession(session: Session): void;
+  /** Publishes an event; resolves with its stream position when the topic keeps history. */
+  publish(tenant: string, topic: string, payload: Uint8Array, contentType: string): Promise<StreamPosition | undefined>;
+  /** The bus is connected and its delivery probe passes. */
+  ready(): boolean;
+  close(): Promise<void>;
+}
+
+/** An Ack's body for a successful subscribe/publish, for reuse. */
+export type { AckBody };
