@@ -1,0 +1,35 @@
+// `relaygate gateway`: one gateway process, drained on SIGTERM.
+import type { LoadedSettings } from '../config.js';
+import { startGateway } from '../gateway.js';
+import { createLogger } from '../log.js';
+import { uwsNative } from '../transport/uws.js';
+import { drainOnSignals, logUnexpectedErrors } from './lifecycle.js';
+
+/** The reason printed when the native uWebSockets.js binary did not load. */
+export const uwsFallbackMessage =
+  'uWebSockets.js native binary did not load, so its slow ws fallback is active; refusing to run a gateway on it ' +
+  '(set RELAYGATE_ALLOW_UWS_FALLBACK=1 to run anyway). Check that this Node.js version and platform have a binary in the package.';
+
+/**
+ * Refuses the ws fallback unless explicitly allowed; returns false when the process must not start.
+ * `production`: gateway refuses, dev only warns.
+ */
+export function checkUwsNative(allowFallback: boolean, production: boolean): boolean {
+  if (uwsNative) return true;
+  if (allowFallback || !production) {
+    process.stderr.write(`relaygate: warning: ${uwsFallbackMessage.replace('; refusing to run a gateway on it', '; running on it anyway')}\n`);
+    return true;
+  }
+  process.stderr.write(`relaygate gateway: ${uwsFallbackMessage}\n`);
+  return false;
+}
+
+export async function runGatewayCommand({ values }: LoadedSettings): Promise<number | undefined> {
+  if (!checkUwsNative(values.allowUwsFallback, true)) return 1;
+  const log = createLogger({ level: values.logLevel, name: 'gateway' });
+  logUnexpectedErrors(log);
+  const gateway = await startGateway(values, log);
+  log.info({ port: gateway.port }, 'listening');
+  drainOnSignals(log, [gateway]);
+  return undefined;
+}
