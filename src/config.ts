@@ -316,3 +316,13 @@ export function settingsHelp(command: Command): string {
     .map((s) => `  ${s.env.padEnd(width)}--${flagName(s.env)}${s.default !== undefined ? ` (default ${s.default})` : ''}\n      ${s.doc}`)
     .join('\n');
 }
+
+/** The README's settings table (markdown), generated from this table so the two cannot drift. */
+export function settingsMarkdown(): string {
+  const rows = settingsTable.map((s) => {
+    const flag = `--${flagName(s.env)}`;
+    const def = s.default !== undefined ? `\`${s.default}\`` : '';
+    return `| \`${s.env}\` | \`${flag}\` | ${def} | ${s.doc.replaceAll('|', '\\|')} | ${s.commands.join(', ')} |`;
+  });
+  return ['| variable | flag | default | meaning | commands |', '|---|---|---|---|---|', ...rows].join('\n');
+}
