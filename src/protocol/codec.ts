@@ -1,4 +1,4 @@
-// Decode ClientFrame / encode ServerFrame in both subprotocols. The only importer of generated code.
+// Decode ClientFrame / encode ServerFrame in both subprotocols. With link-codec.ts, the only importers of generated code.
 import { relaygate } from '../gen/relaygate.js';
 import { codeFromName, codeName } from '../errors.js';
 import type {
