@@ -37,6 +37,13 @@ export interface ComputeService {
   close(): Promise<void>;
 }
 
+/** How an event entered the gateway. `job`: a job topic (Invoke.job_topic), which keeps history by default (RELAYGATE_JOB_HISTORY). */
+export interface PublishOptions {
+  readonly job?: boolean;
+  /** Entry path, for metrics. */
+  readonly source?: 'ws' | 'http' | 'job';
+}
+
 /** Subscriptions and publishing through the bus, tenant-namespaced. Names are validated and authorized by the router. */
 export interface EventsService {
   /**
@@ -49,8 +56,8 @@ export interface EventsService {
   unsubscribe(session: Session, tenant: string, topic: string): void;
   /** Drops every subscription of a closing session. */
   dropSession(session: Session): void;
-  /** Publishes an event; resolves with its stream position when the topic keeps history. */
-  publish(tenant: string, topic: string, payload: Uint8Array, contentType: string): Promise<StreamPosition | undefined>;
+  /** Publishes an event; resolves with its stream position when the topic keeps history (job topics: pass `{ job: true }`). */
+  publish(tenant: string, topic: string, payload: Uint8Array, contentType: string, options?: PublishOptions): Promise<StreamPosition | undefined>;
   /** The bus is connected and its delivery probe passes. */
   ready(): boolean;
   close(): Promise<void>;
