@@ -252,7 +252,7 @@ function readValue(type: FieldType, value: unknown, path: string): unknown {
 function readMessage(schema: MessageSchema, obj: Record<string, unknown>, path: string): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(obj)) {
-    const field = Object.hasOwn(schema, key) ? schema[key]! : findByProtoName(schema, key);
+    const field: readonly [string, FieldType] | undefined = Object.hasOwn(schema, key) ? [key, schema[key]![1]] : findByProtoName(schema, key);
     if (!field) throw new JsonShapeError(`${path}: unknown field ${JSON.stringify(key.slice(0, 64))}`);
     const [jsonName, type] = field;
     if (out[jsonName] !== undefined) throw new JsonShapeError(`${path}: field ${jsonName} given twice`);
