@@ -1,0 +1,60 @@
+// Prometheus metrics of one gateway, in a registry of its own (several gateways may share a process).
+// Other modules register their metrics in `registry`.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+/** The gateway's core metrics; `registry` is where every module of this gateway registers its own. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly connections: Gauge;
+  readonly framesIn: Counter<'kind'>;
+  readonly framesOut: Counter<'kind'>;
+  readonly upgradeRejections: Counter<'reason'>;
+  readonly errors: Counter<'code'>;
+  readonly closes: Counter<'code'>;
+  readonly httpRequests: Counter<'route' | 'status'>;
+  private readonly loopDelay: IntervalHistogram;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.connections = new Gauge({ name: 'relaygate_connections', help: 'open WebSocket connections', registers });
+    this.framesIn = new Counter({ name: 'relaygate_frames_in_total', help: 'client frames received, by body kind', labelNames: ['kind'], registers });
+    this.framesOut = new Counter({ name: 'relaygate_frames_out_total', help: 'server frames sent, by body kind', labelNames: ['kind'], registers });
+    this.upgradeRejections = new Counter({ name: 'relaygate_upgrade_rejections_total', help: 'refused WebSocket upgrades, by reason', labelNames: ['reason'], registers });
+    this.errors = new Counter({ name: 'relaygate_errors_total', help: 'Error frames and HTTP error answers, by code', labelNames: ['code'], registers });
+    this.closes = new Counter({ name: 'relaygate_closes_total', help: 'closed connections, by close code', labelNames: ['code'], registers });
+    this.httpRequests = new Counter({ name: 'relaygate_http_requests_total', help: 'HTTP requests, by route and status', labelNames: ['route', 'status'], registers });
+
+    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.loopDelay.enable();
+    const loopDelay = this.loopDelay;
+    new Gauge({
+      name: 'relaygate_event_loop_delay_seconds',
+      help: 'event-loop delay since the previous scrape, by quantile',
+      labelNames: ['quantile'],
+      registers,
+      collect() {
+        // The histogram reports nanoseconds; reset per scrape so each sample covers one interval.
+        for (const q of [0.5, 0.99]) this.set({ quantile: String(q) }, loopDelay.percentile(q * 100) / 1e9);
+        this.set({ quantile: '1' }, loopDelay.max / 1e9);
+        loopDelay.reset();
+      },
+    });
+  }
+
+  /** The text exposition of every metric in the registry. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Content type of `text()`. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Stops the event-loop monitor. */
+  close(): void {
+    this.loopDelay.disable();
+  }
+}

@@ -1,0 +1,130 @@
+// Starts gateways for tests: in-process through startGateway, or as a real `relaygate gateway`
+// child process (waiting for its "listening" log line). Also signs tokens and makes TLS certificates.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { signToken } from '../../src/auth/token.js';
+import { loadSettings } from '../../src/config.js';
+import { startGateway, type Gateway } from '../../src/gateway.js';
+import { silentLogger, type Logger } from '../../src/log.js';
+
+/** The HS256 secret test gateways verify with. */
+export const TEST_SECRET = 'relaygate-test-secret-0123456789abcdef';
+
+/** Signs a test token (default: subject alice, every grant, 1 hour). */
+export function testToken(o: { sub?: string; scope?: string; tenant?: string; ttlMs?: number; audience?: string; issuer?: string; secret?: string } = {}): Promise<string> {
+  return signToken({
+    secret: o.secret ?? TEST_SECRET,
+    sub: o.sub ?? 'alice',
+    scope: o.scope ?? 'invoke:* subscribe:** publish:**',
+    ttlMs: o.ttlMs ?? 3_600_000,
+    ...(o.tenant ? { tenant: o.tenant } : {}),
+    ...(o.audience ? { audience: o.audience } : {}),
+    ...(o.issuer ? { issuer: o.issuer } : {}),
+  });
+}
+
+/** A self-signed certificate for 127.0.0.1/localhost in a temporary folder; `remove` deletes it. */
+export interface TestCert {
+  dir: string;
+  certFile: string;
+  keyFile: string;
+  cert: string;
+  passphrase?: string;
+  remove(): void;
+}
+
+/** Generates a self-signed certificate with openssl; with `passphrase` the key is encrypted. */
+export function selfSignedCert(passphrase?: string): TestCert {
+  const dir = mkdtempSync(join(tmpdir(), 'relaygate-tls-'));
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout', keyFile, '-out', certFile,
+    ...(passphrase ? ['-passout', `pass:${passphrase}`] : ['-nodes']),
+  ], { stdio: 'ignore' });
+  return {
+    dir, certFile, keyFile, cert: readFileSync(certFile, 'utf8'),
+    ...(passphrase ? { passphrase } : {}),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A gateway running in this process. */
+export interface TestGateway {
+  gateway: Gateway;
+  port: number;
+  /** ws:// or wss:// URL of /v1/ws. */
+  wsUrl: string;
+  /** http:// or https:// base URL. */
+  httpUrl: string;
+  close(): Promise<void>;
+}
+
+/** Starts a gateway in-process on 127.0.0.1, port 0, with `env` settings over the test defaults. */
+export async function startTestGateway(env: Record<string, string> = {}, log: Logger = silentLogger()): Promise<TestGateway> {
+  const { values } = loadSettings('gateway', { RELAYGATE_JWT_SECRET: TEST_SECRET, RELAYGATE_HOST: '127.0.0.1', RELAYGATE_PORT: '0', ...env }, []);
+  const gateway = await startGateway(values, log);
+  const tls = Boolean(values.tlsCert && values.tlsKey);
+  return {
+    gateway,
+    port: gateway.port,
+    wsUrl: `${tls ? 'wss' : 'ws'}://127.0.0.1:${gateway.port}/v1/ws`,
+    httpUrl: `${tls ? 'https' : 'http'}://127.0.0.1:${gateway.port}`,
+    close: () => gateway.close(),
+  };
+}
+
+/** A `relaygate gateway` child process. */
+export interface GatewayProcess {
+  child: ChildProcess;
+  port: number;
+  /** Every stdout line so far (JSON log lines). */
+  lines: string[];
+  stderr: () => string;
+  /** Resolves with the exit code (or signal name) once the process is gone. */
+  exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const cliPath = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+/** Spawns `node dist/cli/main.js gateway --port 0` (needs `npm run build`) and waits for "listening". */
+export async function spawnGateway(env: Record<string, string> = {}, args: string[] = [], timeoutMs = 30_000): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [cliPath, 'gateway', '--port', '0', ...args], {
+    env: { PATH: process.env.PATH ?? '', RELAYGATE_JWT_SECRET: TEST_SECRET, RELAYGATE_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`gateway did not log "listening" within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        lines.push(line);
+        try {
+          const entry = JSON.parse(line) as { msg?: string; port?: number };
+          if (entry.msg === 'listening' && typeof entry.port === 'number') {
+            clearTimeout(timer);
+            resolve(entry.port);
+          }
+        } catch { /* not JSON: keep it in lines */ }
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited (${code}) before listening: ${stderr}`));
+    });
+  });
+  return { child, port, lines, stderr: () => stderr, exited, kill: (signal = 'SIGTERM') => child.kill(signal) };
+}
