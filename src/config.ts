@@ -85,6 +85,7 @@ export interface SettingValues {
 
   url: string | undefined;
   token: string | undefined;
+  ca: string | undefined;
 }
 
 const GATEWAY: readonly Command[] = ['gateway', 'dev'];
@@ -165,6 +166,7 @@ export const settingsTable: readonly SettingSpec[] = [
   // Command-line clients
   { key: 'url', env: 'RELAYGATE_URL', type: 'string', doc: 'gateway WebSocket URL for call/sub/pub (default wss://127.0.0.1:8443/v1/ws)', commands: CLIENTS },
   { key: 'token', env: 'RELAYGATE_TOKEN', type: 'string', secret: true, doc: 'JWT for call/sub/pub', commands: CLIENTS },
+  { key: 'ca', env: 'RELAYGATE_CA', type: 'string', doc: 'PEM file of the CA (or self-signed certificate) call/sub/pub trust; --insecure skips verification instead', commands: CLIENTS },
 ];
 
 /** A setting the process cannot use. `message` is the one line printed before exiting non-zero. */
