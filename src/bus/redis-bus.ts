@@ -1,0 +1,522 @@
+// The Redis bus: events between gateway instances over Redis pub/sub (sharded pub/sub on a cluster),
+// history in Redis Streams. Separate publisher and subscriber links; one SUBSCRIBE per topic channel
+// per instance, batched per tick; never a pattern subscription. The subscriber link is watched by
+// an application-level PING (half-open detection) and the whole path by a delivery probe.
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Code, GatewayError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { decodeEvent, encodeEvent } from '../protocol/codec.js';
+import type { EventBody, StreamPosition } from '../protocol/frames.js';
+import type { Bus, BusHandler, HistoryRetention, HistoryState } from './bus.js';
+import { newEpoch } from './memory-bus.js';
+import { BusMetrics } from './metrics.js';
+import { appendScript, readScript } from './redis-scripts.js';
+import { hashSlot } from './slot.js';
+
+export interface RedisBusOptions {
+  /** redis://host:port (or, with `cluster`, a comma-separated list of seed nodes). */
+  readonly url: string;
+  /** Use Redis Cluster with sharded pub/sub (SSUBSCRIBE/SPUBLISH). */
+  readonly cluster: boolean;
+  /** Channel and key prefix: channel = prefix:tenant:topic. */
+  readonly prefix: string;
+  /** PING interval on each link; a link silent for HEARTBEAT_MISSES intervals is torn down and redialled. */
+  readonly heartbeatMs: number;
+  /** Delivery probe interval; readiness requires the last probe to have come back. */
+  readonly probeMs: number;
+  /** Names this instance's private probe channel and its connections. */
+  readonly instanceId: string;
+  readonly log: Logger;
+  readonly metrics?: BusMetrics;
+}
+
+/** Unanswered heartbeat intervals after which a link counts as dead. */
+const HEARTBEAT_MISSES = 3;
+/** Channels per SUBSCRIBE/UNSUBSCRIBE command. */
+const BATCH = 500;
+const RETRY_AFTER_MS = 1000;
+
+interface Target {
+  readonly tenant: string;
+  readonly topic: string;
+}
+const PROBE: Target = { tenant: '', topic: '' };
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+type AppendReply = [number, Buffer];
+type ReadReply = [Buffer, number, Array<[Buffer, Buffer[]]>];
+interface ScriptCommands {
+  rgAppend(stream: string, meta: string, channel: string, size: number, ttlMs: number, epoch: string, event: Buffer, command: string): Promise<AppendReply>;
+  rgReadBuffer(stream: string, meta: string, from: string): Promise<ReadReply>;
+}
+type Client = (Redis | Cluster) & ScriptCommands;
+
+function unavailable(cause: unknown): GatewayError {
+  return new GatewayError(Code.UNAVAILABLE, 'event bus unavailable', { cause, retryAfterMs: RETRY_AFTER_MS });
+}
+
+/** Reconnect delay: exponential from 50 ms to 2 s, with jitter so gateways do not reconnect in step. */
+function backoff(attempt: number): number {
+  const base = Math.min(2000, 50 * 2 ** Math.min(attempt, 6));
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+/** Bus over Redis shared by every gateway instance: at-most-once delivery, ordered per topic per publisher. */
+export class RedisBus implements Bus {
+  private handler: BusHandler | undefined;
+  private readonly pub: Client;
+  private readonly sub: Redis | Cluster;
+  private readonly log: Logger;
+  private readonly metrics: BusMetrics;
+  private readonly probeChannel: string;
+
+  /** Channels this instance wants, and whom they carry for. */
+  private readonly desired = new Map<string, Target>();
+  /** Channels a SUBSCRIBE was sent for on the current link, with the send's sequence number. */
+  private readonly sent = new Map<string, number>();
+  /** Channels whose SUBSCRIBE the current link confirmed. */
+  private readonly confirmed = new Set<string>();
+  private readonly waiters = new Map<string, Waiter[]>();
+  private sequence = 0;
+  private flushScheduled = false;
+
+  private subReady = false;
+  private everReady = false;
+  private probeOk = false;
+  private probeSeq = 0;
+  private probeOutstanding: { seq: number; sentAt: number } | undefined;
+  private readonly pingSince = new Map<Redis, number>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  private malformedLoggedAt = 0;
+
+  constructor(private readonly options: RedisBusOptions) {
+    this.log = options.log;
+    this.metrics = options.metrics ?? new BusMetrics();
+    this.probeChannel = `${options.prefix}:#probe:${options.instanceId}`;
+    this.desired.set(this.probeChannel, PROBE);
+
+    // Commands fail fast while a link is down (no offline queue, no resend after a reconnect):
+    // a publish is acknowledged only when Redis took it, and never sent twice.
+    const failFast: RedisOptions = {
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 5000,
+      commandTimeout: Math.max(2000, options.heartbeatMs * (HEARTBEAT_MISSES + 2)),
+      retryStrategy: backoff,
+    };
+    if (options.cluster) {
+      const seeds = options.url.split(',').map((s) => s.trim()).filter(Boolean);
+      const common: ClusterOptions = {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: backoff,
+        slotsRefreshInterval: 2000,
+        retryDelayOnMoved: 50,
+      };
+      this.pub = new Cluster(seeds, { ...common, redisOptions: { ...failFast, connectionName: `relaygate-pub-${options.instanceId}` } }) as Client;
+      this.sub = new Cluster(seeds, {
+        ...common,
+        shardedSubscribers: true,
+        redisOptions: { connectTimeout: 5000, connectionName: `relaygate-sub-${options.instanceId}` },
+      });
+      this.sub.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
+      // The cluster client resubscribes by itself after slot moves and node changes.
+      this.sub.on('subscribersReady', () => this.onClusterResubscribed());
+    } else {
+      this.pub = new Redis(options.url, { ...failFast, connectionName: `relaygate-pub-${options.instanceId}` }) as Client;
+      this.sub = new Redis(options.url, { ...failFast, commandTimeout: undefined, autoResubscribe: false, connectionName: `relaygate-sub-${options.instanceId}` });
+      this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
+    }
+    this.pub.defineCommand('rgAppend', { numberOfKeys: 2, lua: appendScript });
+    this.pub.defineCommand('rgRead', { numberOfKeys: 2, lua: readScript });
+
+    this.watch(this.pub, 'publisher');
+    this.watch(this.sub, 'subscriber');
+    this.sub.on('ready', () => this.onSubscriberReady());
+    this.sub.on('close', () => this.onSubscriberDown());
+
+    this.timers.push(setInterval(() => this.heartbeat(), options.heartbeatMs));
+    this.timers.push(setInterval(() => this.probe(), options.probeMs));
+    for (const t of this.timers) t.unref();
+  }
+
+  setHandler(handler: BusHandler): void {
+    this.handler = handler;
+  }
+
+  /** The Redis channel of a tenant's topic (spec section 7). */
+  channel(tenant: string, topic: string): string {
+    return `${this.options.prefix}:${tenant}:${topic}`;
+  }
+
+  subscribe(tenant: string, topic: string): Promise<void> {
+    if (this.closed) return Promise.reject(unavailable(new Error('bus closed')));
+    const channel = this.channel(tenant, topic);
+    if (this.confirmed.has(channel)) return Promise.resolve();
+    if (!this.subReady) return Promise.reject(unavailable(new Error('subscriber link down')));
+    this.desired.set(channel, { tenant, topic });
+    return new Promise<void>((resolve, reject) => {
+      let list = this.waiters.get(channel);
+      if (!list) this.waiters.set(channel, (list = []));
+      list.push({ resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  unsubscribe(tenant: string, topic: string): void {
+    const channel = this.channel(tenant, topic);
+    if (!this.desired.delete(channel)) return;
+    this.rejectWaiters(channel, unavailable(new Error('unsubscribed before confirmation')));
+    this.scheduleFlush();
+  }
+
+  async publish(tenant: string, topic: string, event: EventBody, retention?: HistoryRetention): Promise<StreamPosition | undefined> {
+    if (this.closed) throw unavailable(new Error('bus closed'));
+    const channel = this.channel(tenant, topic);
+    const bytes = encodeEvent({ ...event, topic, position: undefined });
+    const message = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    try {
+      if (!retention) {
+        if (this.options.cluster) await this.pub.spublish(channel, message);
+        else await this.pub.publish(channel, message);
+        return undefined;
+      }
+      const [stream, meta] = streamKeys(channel);
+      const command = this.options.cluster ? 'SPUBLISH' : 'PUBLISH';
+      const [offset, epoch] = await this.pub.rgAppend(stream, meta, channel, retention.size, retention.ttlMs, newEpoch(), message, command);
+      return { offset: Number(offset), epoch: String(epoch) };
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async history(tenant: string, topic: string, after: number): Promise<HistoryState> {
+    const channel = this.channel(tenant, topic);
+    const [stream, meta] = streamKeys(channel);
+    let reply: ReadReply;
+    try {
+      reply = await this.pub.rgReadBuffer(stream, meta, after === Infinity ? '-' : String(after + 1));
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const [epochBuf, top, entries] = reply;
+    const epoch = epochBuf.toString();
+    const events: EventBody[] = [];
+    for (const [, fields] of entries) {
+      const bytes = fields[1];
+      if (!bytes) continue;
+      try {
+        events.push({ ...decodeEvent(bytes), topic });
+      } catch (err) {
+        this.log.error({ err, tenant, topic }, 'unreadable event in history; skipped');
+      }
+    }
+    return { epoch, top: Number(top), events };
+  }
+
+  ready(): boolean {
+    return !this.closed && this.subReady && this.pub.status === 'ready' && this.probeOk;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const channel of [...this.waiters.keys()]) this.rejectWaiters(channel, unavailable(new Error('bus closed')));
+    this.updateReady();
+    await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
+    this.pub.disconnect();
+    this.sub.disconnect();
+  }
+
+  // --- subscriptions -------------------------------------------------------------------------
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Commands issued in one tick go out together.
+    process.nextTick(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** Sends what it takes to make the link's subscriptions equal the desired set; resolves when confirmed. */
+  private flush(): Promise<unknown> {
+    if (!this.subReady || this.closed) return Promise.resolve();
+    const add: string[] = [];
+    const drop: string[] = [];
+    for (const channel of this.desired.keys()) if (!this.sent.has(channel)) add.push(channel);
+    for (const channel of this.sent.keys()) if (!this.desired.has(channel)) drop.push(channel);
+    const done: Promise<unknown>[] = [];
+    for (const group of this.batches(add)) done.push(this.sendSubscribe(group));
+    for (const group of this.batches(drop)) {
+      for (const channel of group) {
+        this.sent.delete(channel);
+        if (this.confirmed.delete(channel)) this.metrics.channels.dec();
+      }
+      const command = this.options.cluster ? this.sub.sunsubscribe(...group) : this.sub.unsubscribe(...group);
+      command.catch((err: unknown) => this.log.debug({ err }, 'unsubscribe not confirmed (link down)'));
+    }
+    return Promise.all(done);
+  }
+
+  /** Groups channels into commands: by slot on a cluster (a sharded command stays within one slot). */
+  private batches(channels: string[]): string[][] {
+    const out: string[][] = [];
+    if (!this.options.cluster) {
+      for (let i = 0; i < channels.length; i += BATCH) out.push(channels.slice(i, i + BATCH));
+      return out;
+    }
+    const bySlot = new Map<number, string[]>();
+    for (const channel of channels) {
+      const slot = hashSlot(channel);
+      let group = bySlot.get(slot);
+      if (!group || group.length >= BATCH) {
+        if (group) out.push(group);
+        bySlot.set(slot, (group = []));
+      }
+      group.push(channel);
+    }
+    out.push(...bySlot.values());
+    return out;
+  }
+
+  private sendSubscribe(channels: string[]): Promise<void> {
+    const seq = ++this.sequence;
+    for (const channel of channels) this.sent.set(channel, seq);
+    const command = this.options.cluster ? this.sub.ssubscribe(...channels) : this.sub.subscribe(...channels);
+    return command.then(
+      () => {
+        for (const channel of channels) {
+          // A later unsubscribe (or a new link) makes this confirmation stale.
+          if (this.sent.get(channel) !== seq || !this.desired.has(channel)) continue;
+          if (!this.confirmed.has(channel)) {
+            this.confirmed.add(channel);
+            this.metrics.channels.inc();
+          }
+          const list = this.waiters.get(channel);
+          this.waiters.delete(channel);
+          for (const w of list ?? []) w.resolve();
+        }
+        if (channels.includes(this.probeChannel)) this.probe();
+      },
+      (err: unknown) => {
+        for (const channel of channels) {
+          if (this.sent.get(channel) !== seq) continue;
+          this.sent.delete(channel);
+          this.rejectWaiters(channel, unavailable(err));
+        }
+      },
+    );
+  }
+
+  private rejectWaiters(channel: string, err: Error): void {
+    const list = this.waiters.get(channel);
+    if (!list) return;
+    this.waiters.delete(channel);
+    for (const w of list) w.reject(err);
+  }
+
+  private topicsListened(): Target[] {
+    return [...this.desired.values()].filter((t) => t !== PROBE);
+  }
+
+  private onSubscriberReady(): void {
+    if (this.closed || this.options.cluster) {
+      if (this.options.cluster && !this.closed) this.markSubscriberUp();
+      return;
+    }
+    this.markSubscriberUp();
+    const again = this.everReady;
+    this.everReady = true;
+    void this.flush().then(() => {
+      const topics = this.topicsListened();
+      if (again && topics.length > 0) this.handler?.onResync(topics);
+    });
+  }
+
+  private markSubscriberUp(): void {
+    if (!this.subReady) this.log.info({ link: 'subscriber' }, 'bus link up');
+    this.subReady = true;
+    if (this.everReady && !this.options.cluster) this.metrics.reconnects.inc({ link: 'subscriber' });
+    this.updateReady();
+    if (this.options.cluster) this.scheduleFlush();
+  }
+
+  private onSubscriberDown(): void {
+    if (this.options.cluster) return; // the cluster client reports per-node trouble and resubscribes itself
+    const wasReady = this.subReady;
+    this.subReady = false;
+    this.pingSince.delete(this.sub as Redis);
+    this.sent.clear();
+    this.metrics.channels.set(0);
+    this.confirmed.clear();
+    for (const channel of [...this.waiters.keys()]) this.rejectWaiters(channel, unavailable(new Error('subscriber link down')));
+    if (wasReady) {
+      if (this.topicsListened().length > 0) this.metrics.lostWindows.inc();
+      if (!this.closed) this.log.warn({ link: 'subscriber', topics: this.topicsListened().length }, 'bus link down; events on subscribed topics may be lost until it is back');
+    }
+    this.probeOk = false;
+    this.updateReady();
+  }
+
+  private onClusterResubscribed(): void {
+    if (this.closed) return;
+    this.markSubscriberUp();
+    const again = this.everReady;
+    this.everReady = true;
+    const topics = this.topicsListened();
+    if (again && topics.length > 0) {
+      this.metrics.lostWindows.inc();
+      this.metrics.reconnects.inc({ link: 'subscriber' });
+      this.handler?.onResync(topics);
+    }
+  }
+
+  private onMessage(channelBuf: Buffer, message: Buffer): void {
+    const channel = channelBuf.toString();
+    const target = this.desired.get(channel);
+    if (target === PROBE) return this.onProbe(message);
+    if (!target) {
+      this.metrics.dropped.inc({ reason: 'unsubscribed' });
+      return;
+    }
+    let event: EventBody;
+    try {
+      event = decodeEvent(message);
+    } catch (err) {
+      this.metrics.dropped.inc({ reason: 'malformed' });
+      const now = Date.now();
+      if (now - this.malformedLoggedAt > 10_000) {
+        this.malformedLoggedAt = now;
+        this.log.warn({ err, channel, bytes: message.length }, 'malformed event on a bus channel dropped (expected a protobuf relaygate.v1.Event)');
+      }
+      return;
+    }
+    // The channel, not the message, decides tenant and topic.
+    event.topic = target.topic;
+    try {
+      this.handler?.onEvent(target.tenant, target.topic, event);
+    } catch (err) {
+      this.log.error({ err, tenant: target.tenant, topic: target.topic }, 'event handler failed');
+    }
+  }
+
+  // --- liveness --------------------------------------------------------------------------------
+
+  private watch(client: Redis | Cluster, link: 'publisher' | 'subscriber'): void {
+    let down = false;
+    client.on('error', (err: Error) => {
+      if (!down) this.log.warn({ link, err: err.message }, 'bus link error');
+      down = true;
+    });
+    client.on('ready', () => {
+      if (down && link === 'publisher') this.metrics.reconnects.inc({ link });
+      down = false;
+      this.metrics.connected.set({ link }, 1);
+      this.updateReady();
+    });
+    client.on('close', () => {
+      this.metrics.connected.set({ link }, 0);
+      this.updateReady();
+    });
+  }
+
+  /** PINGs each standalone link; one silent for HEARTBEAT_MISSES intervals is destroyed so it redials. */
+  private heartbeat(): void {
+    if (this.closed || this.options.cluster) {
+      if (this.options.cluster && !this.closed) this.heartbeatCluster();
+      return;
+    }
+    for (const [client, link] of [[this.pub, 'publisher'], [this.sub, 'subscriber']] as const) {
+      this.pingLink(client as Redis, link);
+    }
+  }
+
+  private heartbeatCluster(): void {
+    // The cluster's node connections: publisher nodes plus the sharded subscriber connections.
+    const nodes = (this.pub as Cluster).nodes('master');
+    for (const node of nodes) this.pingLink(node, 'publisher');
+    for (const node of shardedSubscriberLinks(this.sub as Cluster)) this.pingLink(node, 'subscriber');
+  }
+
+  private pingLink(client: Redis, link: string): void {
+    if (client.status !== 'ready') {
+      this.pingSince.delete(client);
+      return;
+    }
+    const since = this.pingSince.get(client);
+    const now = Date.now();
+    if (since !== undefined) {
+      if (now - since > this.options.heartbeatMs * HEARTBEAT_MISSES) {
+        this.log.warn({ link, silentMs: now - since }, 'bus link silent; dropping it and reconnecting');
+        this.pingSince.delete(client);
+        // end() would wait for a FIN that a half-open peer never sends.
+        client.stream?.destroy();
+      }
+      return;
+    }
+    this.pingSince.set(client, now);
+    client.ping().then(
+      () => { if (this.pingSince.get(client) === now) this.pingSince.delete(client); },
+      () => undefined,
+    );
+  }
+
+  /** Publishes a probe to this instance's private channel; readiness needs it back in time. */
+  private probe(): void {
+    if (this.closed) return;
+    const outstanding = this.probeOutstanding;
+    if (outstanding && Date.now() - outstanding.sentAt >= this.options.probeMs) {
+      if (this.probeOk) this.log.warn({ waitedMs: Date.now() - outstanding.sentAt }, 'bus delivery probe did not come back; not ready');
+      this.probeOk = false;
+      this.probeOutstanding = undefined;
+      this.metrics.probeFailures.inc();
+      this.updateReady();
+    }
+    if (this.probeOutstanding || !this.subReady || this.pub.status !== 'ready') return;
+    const seq = ++this.probeSeq;
+    this.probeOutstanding = { seq, sentAt: Date.now() };
+    const send = this.options.cluster ? this.pub.spublish(this.probeChannel, String(seq)) : this.pub.publish(this.probeChannel, String(seq));
+    send.catch(() => {
+      if (this.probeOutstanding?.seq === seq) this.probeOutstanding = undefined;
+    });
+  }
+
+  private onProbe(message: Buffer): void {
+    const seq = Number(message.toString());
+    const outstanding = this.probeOutstanding;
+    if (!outstanding || outstanding.seq !== seq) return;
+    this.probeOutstanding = undefined;
+    this.metrics.probeLatency.observe((Date.now() - outstanding.sentAt) / 1000);
+    if (!this.probeOk) this.log.info({}, 'bus delivery probe passes; ready');
+    this.probeOk = true;
+    this.updateReady();
+  }
+
+  private updateReady(): void {
+    this.metrics.ready.set(this.ready() ? 1 : 0);
+  }
+}
+
+/** The stream and meta keys of a channel's history; the {channel} hash tag keeps them in its slot. */
+export function streamKeys(channel: string): [stream: string, meta: string] {
+  return [`{${channel}}:stream`, `{${channel}}:meta`];
+}
+
+/** The connections of a cluster client's sharded subscribers (ioredis keeps them internal). */
+function shardedSubscriberLinks(cluster: Cluster): Redis[] {
+  const group = (cluster as unknown as { shardedSubscribers?: { shardedSubscribers?: Map<string, { getInstance(): Redis | null }> } }).shardedSubscribers;
+  const links: Redis[] = [];
+  for (const s of group?.shardedSubscribers?.values() ?? []) {
+    const instance = s.getInstance();
+    if (instance) links.push(instance);
+  }
+  return links;
+}
