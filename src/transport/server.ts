@@ -14,7 +14,7 @@ import type { ComputeService, EventsService } from '../router/services.js';
 import { chooseSubprotocol, originAllowed, readCredential } from './handshake.js';
 import { readBody, Reply } from './http.js';
 import { uws, type UWS } from './uws.js';
-import { UwsFanout, WsSession, type SocketData } from './ws-session.js';
+import { SessionFanout, WsSession, type SocketData } from './ws-session.js';
 
 /** The slice of settings the transport reads. Durations in ms, sizes in bytes. */
 export interface TransportOptions {
@@ -58,8 +58,8 @@ export function uwsPayloadLimit(maxFrameBytes: number): number {
 /** One listening gateway socket. Construct, hand `fanout` to the bus, then `listen`. */
 export class Transport {
   readonly app: UWS.TemplatedApp;
-  /** Local fan-out over this app's native topics. */
-  readonly fanout: UwsFanout;
+  /** Local fan-out to this transport's sessions. */
+  readonly fanout: SessionFanout;
   private listenSocket: UWS.us_listen_socket | undefined;
   private draining = false;
   private readonly allowedOrigins: ReadonlySet<string> | undefined;
@@ -84,7 +84,7 @@ export class Transport {
       this.app = uws.App();
     }
     this.allowedOrigins = options.origins ? new Set(options.origins) : undefined;
-    this.fanout = new UwsFanout(this.app, metrics);
+    this.fanout = new SessionFanout(metrics);
   }
 
   /** The port listened on (resolved when 0 was asked for). */
@@ -133,7 +133,9 @@ export class Transport {
       maxPayloadLength: uwsPayloadLimit(options.maxFrameBytes),
       idleTimeout: Math.max(8, Math.round(options.idleTimeout / 1000)),
       sendPingsAutomatically: true,
-      maxBackpressure: options.maxBackpressure,
+      // uWS would drop frames over its limit silently (even the close frame); WsSession enforces
+      // maxBackpressure itself and closes with 4008, so uWS's own limit is off.
+      maxBackpressure: 0,
       closeOnBackpressureLimit: 0,
 
       upgrade: (res, req, context) => {
@@ -179,7 +181,7 @@ export class Transport {
 
       open: (ws) => {
         const data = ws.getUserData();
-        const session = new WsSession(ws, data.id, data.subprotocol, data.principal, metrics, log);
+        const session = new WsSession(ws, data.id, data.subprotocol, data.principal, metrics, log, this.fanout, options.maxBackpressure);
         data.session = session;
         metrics.connections.inc();
         const p = data.principal;

@@ -26,16 +26,12 @@ export function frameKind(frame: ServerFrame): string {
   return 'none';
 }
 
-/** The uWS topic a bus key maps to for one subprotocol: frames are encoded once per subprotocol. */
-export function nativeTopic(subprotocol: Subprotocol, key: string): string {
-  return `${subprotocol}|${key}`;
-}
-
 /** One client connection. Sends are corked; a send the socket's buffer cannot take closes it with 4008. */
 export class WsSession implements Session {
   principal: Principal;
   conn: Connection | undefined;
   private open = true;
+  private readonly topics = new Set<string>();
   /** Close code we chose, for the close log line (the close handler sees the code uWS reports). */
   closedWith: Close | undefined;
 
@@ -46,6 +42,8 @@ export class WsSession implements Session {
     principal: Principal,
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
+    private readonly fanout: SessionFanout,
+    private readonly maxBackpressure: number,
   ) {
     this.principal = principal;
   }
@@ -63,19 +61,21 @@ export class WsSession implements Session {
   /** Sends an already encoded frame of this session's subprotocol. */
   sendEncoded(data: Uint8Array | string): boolean {
     if (!this.open) return false;
+    // A client that does not read while its buffer is over the limit would lose this frame: it is
+    // told so with 4008 instead. The check comes before the send, so one large frame into an
+    // empty buffer passes, and the gateway holds at most maxBackpressure plus one frame per socket.
+    const buffered = this.ws.getBufferedAmount();
+    if (buffered > this.maxBackpressure) {
+      this.log.warn({ session: this.id, buffered }, 'slow consumer');
+      this.close(Close.SLOW_CONSUMER);
+      return false;
+    }
     let status = 0;
     const binary = this.subprotocol === 'proto';
     this.ws.cork(() => {
       status = this.ws.send(data, binary, false);
     });
-    // uWS drops a frame when the buffer already holds more than maxBackpressure: the client has
-    // lost a frame and must be told, so the connection ends with 4008 rather than going on silently.
-    if (status === SEND_DROPPED) {
-      this.log.warn({ session: this.id, buffered: this.ws.getBufferedAmount() }, 'slow consumer');
-      this.close(Close.SLOW_CONSUMER);
-      return false;
-    }
-    return true;
+    return status !== SEND_DROPPED;
   }
 
   /** Bytes waiting in this socket's send buffer. */
@@ -84,11 +84,13 @@ export class WsSession implements Session {
   }
 
   joinTopic(key: string): void {
-    if (this.open) this.ws.subscribe(nativeTopic(this.subprotocol, key));
+    if (!this.open) return;
+    this.topics.add(key);
+    this.fanout.join(key, this);
   }
 
   leaveTopic(key: string): void {
-    if (this.open) this.ws.unsubscribe(nativeTopic(this.subprotocol, key));
+    if (this.topics.delete(key)) this.fanout.leave(key, this);
   }
 
   close(code: Close): void {
@@ -98,28 +100,51 @@ export class WsSession implements Session {
     this.ws.end(code, closeReason[code]);
   }
 
-  /** Marks the session closed from the socket's side (uWS close handler). */
+  /** Marks the session closed from the socket's side (uWS close handler) and leaves every group. */
   markClosed(): void {
     this.open = false;
+    for (const key of this.topics) this.fanout.leave(key, this);
+    this.topics.clear();
   }
 }
 
-/** Local fan-out over uWS native topics: one encode per subprotocol, then one native publish. */
-export class UwsFanout implements Fanout {
-  constructor(private readonly app: UWS.TemplatedApp, private readonly metrics: GatewayMetrics) {}
+/**
+ * Local fan-out: key -> joined sessions, one encode per subprotocol per event. Sends go through each
+ * session so a recipient whose buffer is full is closed with 4008: uWS native topic publishing would
+ * skip such a recipient silently, and a subscriber must never lose events without being told.
+ */
+export class SessionFanout implements Fanout {
+  private readonly groups = new Map<string, Set<WsSession>>();
+
+  constructor(private readonly metrics: GatewayMetrics) {}
+
+  /** Adds `session` to the group of `key`. */
+  join(key: string, session: WsSession): void {
+    let group = this.groups.get(key);
+    if (!group) this.groups.set(key, (group = new Set()));
+    group.add(session);
+  }
+
+  /** Removes `session` from the group of `key`. */
+  leave(key: string, session: WsSession): void {
+    const group = this.groups.get(key);
+    if (group?.delete(session) && group.size === 0) this.groups.delete(key);
+  }
 
   publish(key: string, frame: ServerFrame): void {
-    const kind = frameKind(frame);
-    for (const subprotocol of ['proto', 'json'] as const) {
-      const topic = nativeTopic(subprotocol, key);
-      const count = this.app.numSubscribers(topic);
-      if (count === 0) continue;
-      this.metrics.framesOut.inc({ kind }, count);
-      this.app.publish(topic, encodeFor(subprotocol, frame), subprotocol === 'proto', false);
+    const group = this.groups.get(key);
+    if (!group || group.size === 0) return;
+    this.metrics.framesOut.inc({ kind: frameKind(frame) }, group.size);
+    let proto: Uint8Array | undefined;
+    let json: string | undefined;
+    // Copy first: a send may close a slow session, which leaves its groups while we iterate.
+    for (const session of [...group]) {
+      if (session.subprotocol === 'proto') session.sendEncoded((proto ??= encodeFor('proto', frame) as Uint8Array));
+      else session.sendEncoded((json ??= encodeFor('json', frame) as string));
     }
   }
 
   subscriberCount(key: string): number {
-    return this.app.numSubscribers(nativeTopic('proto', key)) + this.app.numSubscribers(nativeTopic('json', key));
+    return this.groups.get(key)?.size ?? 0;
   }
 }

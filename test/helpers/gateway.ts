@@ -64,9 +64,15 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
+/** The test defaults under `env`: loopback, port 0, and TEST_SECRET unless another key source is given. */
+function testEnv(env: Record<string, string>): Record<string, string> {
+  const keyGiven = env.RELAYGATE_JWT_PUBLIC_KEY !== undefined || env.RELAYGATE_JWKS_URL !== undefined;
+  return { ...(keyGiven ? {} : { RELAYGATE_JWT_SECRET: TEST_SECRET }), RELAYGATE_HOST: '127.0.0.1', RELAYGATE_PORT: '0', ...env };
+}
+
 /** Starts a gateway in-process on 127.0.0.1, port 0, with `env` settings over the test defaults. */
 export async function startTestGateway(env: Record<string, string> = {}, log: Logger = silentLogger()): Promise<TestGateway> {
-  const { values } = loadSettings('gateway', { RELAYGATE_JWT_SECRET: TEST_SECRET, RELAYGATE_HOST: '127.0.0.1', RELAYGATE_PORT: '0', ...env }, []);
+  const { values } = loadSettings('gateway', testEnv(env), []);
   const gateway = await startGateway(values, log);
   const tls = Boolean(values.tlsCert && values.tlsKey);
   return {
@@ -95,7 +101,7 @@ const cliPath = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 /** Spawns `node dist/cli/main.js gateway --port 0` (needs `npm run build`) and waits for "listening". */
 export async function spawnGateway(env: Record<string, string> = {}, args: string[] = [], timeoutMs = 30_000): Promise<GatewayProcess> {
   const child = spawn(process.execPath, [cliPath, 'gateway', '--port', '0', ...args], {
-    env: { PATH: process.env.PATH ?? '', RELAYGATE_JWT_SECRET: TEST_SECRET, RELAYGATE_HOST: '127.0.0.1', ...env },
+    env: { PATH: process.env.PATH ?? '', ...testEnv(env) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
