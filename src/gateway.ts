@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { createTokenVerifier, verifierOptionsFrom } from './auth/verifier.js';
 import { MemoryBus } from './bus/memory-bus.js';
+import { RedisBus } from './bus/redis-bus.js';
 import { EventsHub } from './bus/hub.js';
 import { HistoryPolicy } from './bus/history-policy.js';
 import { BusMetrics } from './bus/metrics.js';
@@ -46,11 +47,16 @@ function createCompute(values: SettingValues, _log: Logger, _metrics: GatewayMet
 }
 
 // ---- Events: Redis across instances, or the in-process bus.
-function createEvents(values: SettingValues, fanout: Fanout, log: Logger, metrics: GatewayMetrics): EventsService {
-  if (values.redisUrl) throw new ConfigError('RELAYGATE_REDIS_URL', 'the Redis bus is not supported by this build');
-  const bus = new MemoryBus();
+function createEvents(values: SettingValues, fanout: Fanout, log: Logger, metrics: GatewayMetrics, gatewayId: string): EventsService {
   const history = HistoryPolicy.parse(values.history, values.jobHistory);
-  return new EventsHub(bus, fanout, { history, log, metrics: new BusMetrics(metrics.registry) });
+  const busMetrics = new BusMetrics(metrics.registry);
+  const bus = values.redisUrl
+    ? new RedisBus({
+      url: values.redisUrl, cluster: values.redisCluster, prefix: values.redisPrefix, heartbeatMs: values.busHeartbeat,
+      probeMs: values.busProbe, instanceId: gatewayId, log, metrics: busMetrics,
+    })
+    : new MemoryBus();
+  return new EventsHub(bus, fanout, { history, log, metrics: busMetrics });
 }
 
 /** Starts one gateway on `values.host`:`values.port` (port 0 picks a free port). */
@@ -75,7 +81,7 @@ export async function startGateway(values: SettingValues, log: Logger): Promise<
   }, metrics);
 
   const compute = createCompute(values, log, metrics);
-  const events = createEvents(values, transport.fanout, log, metrics);
+  const events = createEvents(values, transport.fanout, log, metrics, gatewayId);
 
   const invoker = new Invoker(compute, events, { invokeTimeout: values.invokeTimeout, invokeMaxTimeout: values.invokeMaxTimeout }, log);
   const router = new Router({
