@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { createTokenVerifier, verifierOptionsFrom } from './auth/verifier.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
-import { RedisBus } from './bus/redis-bus.js';
 import { EventsHub } from './bus/hub.js';
 import { HistoryPolicy } from './bus/history-policy.js';
 import { BusMetrics } from './bus/metrics.js';
