@@ -151,9 +151,10 @@ export class BinaryNodeLink implements NodeLink {
   call(call: NodeCall, handler: NodeCallHandler): void {
     if (this.closed) return handler.onError(failure(Code.UNAVAILABLE, 'node link closed', true, true, false));
     if (this.draining) return handler.onError(failure(Code.UNAVAILABLE, 'node is draining', true, false, true));
-    if (call.signal.aborted) return handler.onError(failure(Code.CANCELLED, 'cancelled', true, false, false));
+    // Cancelled or expired calls are never retried, so they are not reported as unsent.
+    if (call.signal.aborted) return handler.onError(failure(Code.CANCELLED, 'cancelled', false, false, false));
     const left = call.deadlineAtMs - Date.now();
-    if (left <= 0) return handler.onError(failure(Code.DEADLINE_EXCEEDED, 'deadline exceeded', true, false, false));
+    if (left <= 0) return handler.onError(failure(Code.DEADLINE_EXCEEDED, 'deadline exceeded', false, false, false));
     const frame: LinkMessage = {
       id: 0,
       request: {
@@ -402,19 +403,21 @@ export class BinaryNodeLink implements NodeLink {
     this.cancelOnNode(c, failure(Code.CANCELLED, 'cancelled', false, false, false));
   }
 
-  /** Ends a call the gateway gave up on; a request already written gets a cancel frame so the node aborts it. */
+  /**
+   * Ends a call the gateway gave up on: a request still in the batch is withdrawn, one already
+   * written gets a cancel frame so the node aborts it.
+   */
   private cancelOnNode(c: Call, f: NodeFailure): void {
     if (c.done) return;
     const conn = c.conn;
     if (!conn) {
       const i = this.waiting.indexOf(c);
       if (i >= 0) this.waiting.splice(i, 1);
-      return this.end(c, { ...f, unsent: true });
+    } else {
+      conn.calls.delete(c.id);
+      const wire = conn.wire;
+      if (wire && !wire.withdraw(c.frame)) wire.send({ id: c.id, cancel: {} });
     }
-    conn.calls.delete(c.id);
-    const wire = conn.wire;
-    if (wire && wire.withdraw(c.frame)) return this.end(c, { ...f, unsent: true });
-    wire?.send({ id: c.id, cancel: {} });
     this.end(c, f);
   }
 
