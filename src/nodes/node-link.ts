@@ -38,6 +38,8 @@ export interface NodeLink {
   call(call: NodeCall, handler: NodeCallHandler): void;
   /** Active health check (GET /healthz or a link ping): resolves true when the node takes work. */
   checkHealth(timeoutMs: number): Promise<boolean>;
+  /** Calls waiting for a connection to the node (a metric; optional). */
+  pending?(): number;
   /** Closes connections; in-flight calls end with UNAVAILABLE. */
   close(): Promise<void>;
 }
