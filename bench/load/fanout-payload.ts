@@ -1,0 +1,58 @@
+// The payload every fan-out publisher sends: [float64 LE publish time µs][uint32 LE sequence],
+// padded to the configured size, so each delivery yields its publish-to-receive latency and any
+// gap in the sequence is counted as lost.
+import { monoUs } from '../lib/meter.js';
+
+export const HEADER_BYTES = 12;
+
+/** A payload stamped now with `seq`. */
+export function stampedPayload(size: number, seq: number): Buffer {
+  const out = Buffer.alloc(Math.max(HEADER_BYTES, size), 0x62);
+  out.writeDoubleLE(monoUs(), 0);
+  out.writeUInt32LE(seq, 8);
+  return out;
+}
+
+/** Tracks one subscriber worker's deliveries: latency, per-connection sequence, gaps. */
+export class DeliveryTracker {
+  readonly lastSeq: Uint32Array;
+  private lastReported = -1;
+
+  constructor(connections: number, private readonly meter: { ops: number; lost: number; histogram: { record(v: number): void } }) {
+    this.lastSeq = new Uint32Array(connections);
+  }
+
+  /** One delivery to connection `index`, its payload at buf[start, end). */
+  delivered(index: number, buf: Buffer, start: number, end: number, nowUs: number): void {
+    if (end - start < HEADER_BYTES) return;
+    const sentUs = buf.readDoubleLE(start);
+    const seq = buf.readUInt32LE(start + 8);
+    const last = this.lastSeq[index]!;
+    if (seq > last + 1) this.meter.lost += seq - last - 1;
+    if (seq > last) this.lastSeq[index] = seq;
+    this.meter.ops++;
+    this.meter.histogram.record(nowUs - sentUs);
+  }
+
+  /** The lowest sequence every connection has reached, when it changed since the last call. */
+  progress(): number | undefined {
+    let min = 0xffffffff;
+    for (let i = 0; i < this.lastSeq.length; i++) if (this.lastSeq[i]! < min) min = this.lastSeq[i]!;
+    if (this.lastSeq.length === 0 || min === this.lastReported) return undefined;
+    this.lastReported = min;
+    return min;
+  }
+}
+
+/** Publisher pacing: `window` publishes awaiting their ack, and never more than `maxLag` ahead of the slowest subscriber. */
+export class PublishPacer {
+  seq = 0;
+  inFlight = 0;
+  slowest = 0;
+
+  constructor(readonly window: number, readonly maxLag: number) {}
+
+  canSend(): boolean {
+    return this.inFlight < this.window && this.seq - this.slowest < this.maxLag;
+  }
+}

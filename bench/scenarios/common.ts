@@ -1,0 +1,86 @@
+// Helpers shared by the scenarios: spreading a load over worker processes, and running one case
+// with every worker stopped afterwards, whatever happens.
+import type { BenchContext } from '../lib/context.js';
+import { measure, summarize, type CaseResult } from '../lib/measure.js';
+import type { WindowResult } from '../lib/meter.js';
+import { LoadWorker, machineSample, procSample, type Server } from '../lib/procs.js';
+
+/** Splits `total` into `parts` near-equal positive shares (fewer parts when total is small). */
+export function split(total: number, parts: number): number[] {
+  const n = Math.max(1, Math.min(parts, total));
+  return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
+}
+
+/** Starts `shares.length` workers of `role`; config(i, share) gives each one's settings. */
+export async function startWorkers(
+  label: string, role: string, shares: number[], config: (i: number, share: number) => Record<string, unknown>,
+): Promise<{ workers: LoadWorker[]; info: Array<Record<string, number>> }> {
+  const started = await Promise.allSettled(shares.map((share, i) => LoadWorker.start(shares.length > 1 ? `${label}-${i + 1}` : label, role, config(i, share))));
+  const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value.worker] : []));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(workers.map((w) => w.stop()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return { workers, info: started.map((s) => (s as PromiseFulfilledResult<{ info: Record<string, number> }>).value.info) };
+}
+
+/** Sums a field over worker setup infos. */
+export function total(info: Array<Record<string, number>>, field: string): number {
+  return info.reduce((a, i) => a + (i[field] ?? 0), 0);
+}
+
+export interface CaseSpec {
+  label: string;
+  system: string;
+  unit: string;
+  servers: Server[];
+  workers: LoadWorker[];
+  counted?: LoadWorker[];
+}
+
+/** Measures one case with the run's warm-up and duration, then stops its workers. */
+export async function runCase(ctx: BenchContext, spec: CaseSpec): Promise<CaseResult> {
+  try {
+    ctx.log(`  ${spec.label} · ${spec.system}`);
+    const result = await measure({
+      ...spec,
+      warmupMs: ctx.params.warmupSec * 1000,
+      durationMs: ctx.params.durationSec * 1000,
+      cores: ctx.cores,
+    });
+    ctx.log(`    ${Math.round(result.opsPerSec)} ${spec.unit}, p50 ${Math.round(result.latencyUs.p50)} µs, p99 ${Math.round(result.latencyUs.p99)} µs, errors ${result.errors}; ${result.saturation}`);
+    return result;
+  } finally {
+    await Promise.all(spec.workers.map((w) => w.stop()));
+  }
+}
+
+/** Runs a one-shot role (autocannon: warm-up and measured run inside the worker), reading server CPU around it. */
+export async function runOneShot(ctx: BenchContext, spec: CaseSpec): Promise<CaseResult> {
+  try {
+    ctx.log(`  ${spec.label} · ${spec.system}`);
+    const w = spec.workers[0]!;
+    // Server CPU is read over the whole call; the warm-up share is removed by proportion below.
+    const pids = [...spec.servers.map((s) => s.pid), w.pid];
+    const before = pids.map((pid) => procSample(pid).cpuMs);
+    const m0 = machineSample();
+    const self0 = process.cpuUsage();
+    const t0 = performance.now();
+    const win = await w.call('run') as WindowResult;
+    const wallMs = performance.now() - t0;
+    const after = pids.map((pid) => procSample(pid).cpuMs);
+    const m1 = machineSample();
+    const self = process.cpuUsage(self0);
+    const share = Math.min(1, win.elapsedMs / wallMs);
+    const scaled = (arr: number[]): number[] => arr.map((v, i) => before[i]! + (v - before[i]!) * share);
+    const result = summarize(
+      { ...spec, warmupMs: 0, durationMs: win.elapsedMs, cores: ctx.cores }, [win], win.elapsedMs, before, scaled(after),
+      (m1.busyMs - m0.busyMs) * share, (m1.totalMs - m0.totalMs) * share, ((self.user + self.system) / 1000) * share,
+    );
+    ctx.log(`    ${Math.round(result.opsPerSec)} ${spec.unit}, p50 ${Math.round(result.latencyUs.p50)} µs, p99 ${Math.round(result.latencyUs.p99)} µs, errors ${result.errors}; ${result.saturation}`);
+    return result;
+  } finally {
+    await Promise.all(spec.workers.map((w) => w.stop()));
+  }
+}

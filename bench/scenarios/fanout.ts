@@ -1,0 +1,105 @@
+// fan-out: one publisher → M subscribers on one topic through Redis across two gateway instances:
+// deliveries/s and publish-to-receive latency, side by side with Socket.IO + redis-adapter, the
+// bare Redis → ioredis → uWS pipe (two instances, like the gateways) and bare uWS topics (one
+// process, no Redis, no protocol: the ceiling of this machine).
+import type { BenchContext } from '../lib/context.js';
+import type { CaseResult } from '../lib/measure.js';
+import type { LoadWorker, Server } from '../lib/procs.js';
+import { startRedis } from '../lib/procs.js';
+import { caseCharts, caseTable, ratio, type ScenarioResult } from '../lib/report.js';
+import { runCase, split, startWorkers } from './common.js';
+
+const TOPIC = 'bench/fanout';
+const SUBSCRIBER_WORKERS = 2;
+
+/** Forwards the slowest subscriber's sequence to the publisher, which never runs more than maxLag ahead. */
+function pace(subscribers: LoadWorker[], publisher: LoadWorker): void {
+  const latest = new Map<number, number>();
+  for (const s of subscribers) {
+    s.onEvent((e) => {
+      if (e.type !== 'progress') return;
+      latest.set(s.pid, Number(e.minSeq));
+      if (latest.size < subscribers.length) return;
+      publisher.notify({ minSeq: Math.min(...latest.values()) });
+    });
+  }
+}
+
+export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
+  const p = ctx.params;
+  const redis = await startRedis();
+  const redisUrl = `redis://127.0.0.1:${redis.port}`;
+  const gwEnv = { RELAYGATE_REDIS_URL: redisUrl, RELAYGATE_MAX_BACKPRESSURE: '64mb' };
+  const gateways = [await ctx.gateway('gateway-a', gwEnv), await ctx.gateway('gateway-b', gwEnv)];
+  const sios = [
+    await ctx.peer('socket.io-a', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret, BENCH_REDIS_URL: redisUrl }),
+    await ctx.peer('socket.io-b', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret, BENCH_REDIS_URL: redisUrl }),
+  ];
+  const pipes = [
+    await ctx.peer('pipe-a', 'redis-uws-pipe.js', { BENCH_REDIS_URL: redisUrl, BENCH_CHANNEL: 'bench-pipe' }),
+    await ctx.peer('pipe-b', 'redis-uws-pipe.js', { BENCH_REDIS_URL: redisUrl, BENCH_CHANNEL: 'bench-pipe' }),
+  ];
+  const uws = await ctx.peer('uws-topics', 'uws-topics.js', { BENCH_TOPIC: 'bench' });
+  const token = await ctx.token('subscribe:bench/** publish:bench/**');
+  const pub = { payloadBytes: p.fanoutPayload, window: p.publishWindow, maxLag: p.maxLag };
+  const cases: CaseResult[] = [];
+  const notes: string[] = [];
+
+  const oneCase = async (m: number, system: string, servers: Server[], subRole: string, subConfig: Record<string, unknown>, pubRole: string, pubConfig: Record<string, unknown>): Promise<void> => {
+    const { workers: subs, info } = await startWorkers('subscribers', subRole, split(m, SUBSCRIBER_WORKERS), (_i, share) => ({ ...subConfig, connections: share }));
+    const connected = info.reduce((a, i) => a + (i.connected ?? 0), 0);
+    let publisher: LoadWorker;
+    try {
+      publisher = (await startWorkers('publisher', pubRole, [1], () => pubConfig)).workers[0]!;
+    } catch (err) {
+      await Promise.all(subs.map((s) => s.stop()));
+      throw err;
+    }
+    pace(subs, publisher);
+    const label = `${m.toLocaleString('en')} subscribers`;
+    const result = await runCase(ctx, { label, system, unit: 'deliveries/s', servers, workers: [...subs, publisher], counted: subs });
+    result.extra.subscribersConnected = connected;
+    result.extra.publishesPerSec = result.elapsedMs > 0 ? (result.extra.published ?? 0) / (result.elapsedMs / 1000) : 0;
+    if (connected < m) notes.push(`${system} at ${m} subscribers: only ${connected} subscribed.`);
+    cases.push(result);
+  };
+
+  for (const m of p.subscribers) {
+    ctx.log(` ${m} subscribers`);
+    await oneCase(m, 'relaygate', [...gateways, redis],
+      'ws-subscribe', { target: 'gateway', host: '127.0.0.1', ports: gateways.map((g) => g.port), token, topic: TOPIC, sources: 4 },
+      'ws-publish', { target: 'gateway', host: '127.0.0.1', port: gateways[0]!.port, token, topic: TOPIC, ...pub });
+    await oneCase(m, 'socket.io + redis-adapter', [...sios, redis],
+      'sio-subscribe', { host: '127.0.0.1', ports: sios.map((s) => s.port), token, topic: TOPIC },
+      'sio-publish', { host: '127.0.0.1', ports: [sios[0]!.port], token, topic: TOPIC, ...pub });
+    await oneCase(m, 'bare redis→ioredis→uWS', [...pipes, redis],
+      'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: pipes.map((s) => s.port), token: '', topic: 'bench', sources: 4 },
+      'redis-publish', { redisUrl, channel: 'bench-pipe', ...pub });
+    await oneCase(m, 'bare uWS topics', [uws],
+      'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: [uws.port], token: '', topic: 'bench', sources: 4 },
+      'ws-publish', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '', topic: 'bench', ...pub });
+  }
+
+  const at = p.subscribers.includes(1000) ? 1000 : p.subscribers[0]!;
+  const label = `${at.toLocaleString('en')} subscribers`;
+  const find = (system: string): CaseResult | undefined => cases.find((c) => c.label === label && c.system === system);
+  const per = (a?: CaseResult, b?: CaseResult): number | undefined => (a && b && b.opsPerSec > 0 ? a.opsPerSec / b.opsPerSec : undefined);
+  const gw = find('relaygate');
+  const ratios = [
+    ratio(`fan-out ${label}: relaygate ÷ Socket.IO + redis-adapter`, per(gw, find('socket.io + redis-adapter')), '>=', 20, `deliveries/s, ${p.publishWindow} publishes in flight, 2 instances each`),
+    ratio(`fan-out ${label}: relaygate ÷ bare Redis→ioredis→uWS pipe`, per(gw, find('bare redis→ioredis→uWS')), '>=', 0.7, 'same Redis, 2 instances each, same subscriber clients'),
+  ];
+  for (const c of cases) {
+    notes.push(`${c.system}, ${c.label}: ${Math.round(c.extra.publishesPerSec ?? 0)} publishes/s; ${c.lost} deliveries lost; ${c.extra.subscribersConnected} subscribed.`);
+  }
+  return {
+    name: 'fanout',
+    title: 'fan-out: one publisher, many subscribers, through Redis',
+    params: { subscribers: p.subscribers, publishWindow: p.publishWindow, maxLag: p.maxLag, payloadBytes: p.fanoutPayload, subscriberWorkers: SUBSCRIBER_WORKERS, durationSec: p.durationSec, warmupSec: p.warmupSec },
+    cases,
+    tables: [caseTable('', cases)],
+    charts: caseCharts('fanout', 'deliveries per second', cases),
+    ratios,
+    notes,
+  };
+}

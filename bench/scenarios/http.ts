@@ -1,0 +1,49 @@
+// http: autocannon (as a library, in its own process) against the gateway's HTTP surface —
+// GET /healthz, and POST /v1/invoke/echo through the gateway vs the same node called directly:
+// the gateway's overhead as a ratio.
+import type { BenchContext } from '../lib/context.js';
+import type { CaseResult } from '../lib/measure.js';
+import type { Server } from '../lib/procs.js';
+import { caseCharts, caseTable, figure, type ScenarioResult } from '../lib/report.js';
+import { runOneShot, startWorkers } from './common.js';
+
+export async function http(ctx: BenchContext): Promise<ScenarioResult> {
+  const p = ctx.params;
+  const node = await ctx.node('node');
+  const nodeUrl = `http://127.0.0.1:${node.port}`;
+  const gateway = await ctx.gateway('gateway', { RELAYGATE_NODES: nodeUrl });
+  const token = await ctx.token('invoke:*');
+  const body = 'a'.repeat(p.payloadSmall);
+  const cases: CaseResult[] = [];
+
+  const cannon = async (label: string, system: string, servers: Server[], url: string, method: string, headers?: Record<string, string>, payload?: string): Promise<void> => {
+    const { workers } = await startWorkers('autocannon', 'autocannon', [1], () => ({
+      url, method, headers, body: payload, connections: p.httpConnections, pipelining: 1, durationSec: p.durationSec, warmupSec: p.warmupSec,
+    }));
+    cases.push(await runOneShot(ctx, { label, system, unit: 'requests/s', servers, workers }));
+  };
+
+  await cannon('GET /healthz', 'relaygate', [gateway], `http://127.0.0.1:${gateway.port}/healthz`, 'GET');
+  await cannon('GET /healthz', 'node direct (HTTP)', [node], `${nodeUrl}/healthz`, 'GET');
+  const echo = `POST /v1/invoke/echo (${p.payloadSmall} B)`;
+  await cannon(echo, 'relaygate', [gateway, node], `http://127.0.0.1:${gateway.port}/v1/invoke/echo`, 'POST', { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body);
+  await cannon(echo, 'node direct (HTTP)', [node], `${nodeUrl}/v1/invoke/echo`, 'POST', { 'content-type': 'application/octet-stream' }, body);
+
+  const via = cases.find((c) => c.label === echo && c.system === 'relaygate');
+  const direct = cases.find((c) => c.label === echo && c.system === 'node direct (HTTP)');
+  const overhead = via && direct && direct.opsPerSec > 0 ? via.opsPerSec / direct.opsPerSec : undefined;
+  const notes = [
+    'Overhead of the gateway hop on the HTTP bridge: requests/s through the gateway ÷ requests/s to the node directly, same autocannon settings. The gateway forwards to the same node over keep-alive HTTP, so this is bounded by the node sharing the two cores with the gateway and autocannon.',
+  ];
+  if (via && direct) notes.push(`p50 added by the hop: ${((via.latencyUs.p50 - direct.latencyUs.p50) / 1000).toFixed(2)} ms.`);
+  return {
+    name: 'http',
+    title: 'http: the HTTP surface under autocannon',
+    params: { connections: p.httpConnections, pipelining: 1, payloadBytes: p.payloadSmall, durationSec: p.durationSec, warmupSec: p.warmupSec },
+    cases,
+    tables: [caseTable('', cases)],
+    charts: caseCharts('http', 'requests per second', cases),
+    ratios: [figure('http POST /v1/invoke/echo: through the gateway ÷ node direct', overhead, 'the HTTP bridge\'s share of direct requests/s (autocannon, same settings)')],
+    notes,
+  };
+}
