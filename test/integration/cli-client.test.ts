@@ -1,0 +1,301 @@
+// RelaygateClient and `relaygate call|sub|pub` against a real gateway over real TLS.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SignJWT } from 'jose';
+import { RelaygateClient, RelaygateError, type ConnectOptions } from '../../src/client/index.js';
+import type { Event } from '../../src/client/index.js';
+import { Code } from '../../src/errors.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { TEST_SECRET, selfSignedCert, startTestGateway, testToken, type TestCert, type TestGateway } from '../helpers/gateway.js';
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+function until<T>(probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = (): void => {
+      const value = probe();
+      if (value !== undefined) return resolve(value);
+      if (Date.now() - started > timeoutMs) return reject(new Error('condition not met in time'));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<RelaygateError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(RelaygateError);
+  return err as RelaygateError;
+}
+
+let cert: TestCert;
+let gw: TestGateway;
+const clients: RelaygateClient[] = [];
+
+async function open(options: Partial<ConnectOptions> = {}, url = gw.wsUrl): Promise<RelaygateClient> {
+  const client = await RelaygateClient.connect(url, { token: await testToken(), ca: cert.cert, ...options });
+  clients.push(client);
+  return client;
+}
+
+beforeAll(async () => {
+  cert = selfSignedCert();
+  gw = await startTestGateway({ RELAYGATE_TLS_CERT: cert.certFile, RELAYGATE_TLS_KEY: cert.keyFile, RELAYGATE_HISTORY: 'hist/**=100:1h' });
+});
+
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.close()));
+  await gw?.close();
+  cert?.remove();
+});
+
+describe('RelaygateClient', () => {
+  it.each(['proto', 'json'] as const)('connects over wss with the %s subprotocol and pings', async (subprotocol) => {
+    const client = await open({ subprotocol });
+    expect(client.subprotocol).toBe(subprotocol);
+    expect(client.welcome.sessionId.length).toBeGreaterThan(0);
+    expect(client.welcome.maxFrameBytes).toBe(1_048_576);
+    expect(client.welcome.tokenExpiresMs).toBeGreaterThan(Date.now());
+    const before = Date.now();
+    const pong = await client.ping();
+    expect(pong.clientTimeMs).toBeGreaterThanOrEqual(before);
+    expect(pong.serverTimeMs).toBeGreaterThan(0);
+  });
+
+  it('sends the credential in the query string when asked', async () => {
+    const client = await open({ credentialIn: 'query', subprotocol: 'json' });
+    await expect(client.ping()).resolves.toBeTruthy();
+  });
+
+  it('delivers events between subprotocols, in order, to the subscription and the event listener', async () => {
+    const sub = await open({ subprotocol: 'json' });
+    const pub = await open({ subprotocol: 'proto' });
+    const got: Event[] = [];
+    const seen: Event[] = [];
+    sub.on('event', (e) => seen.push(e));
+    await sub.subscribe('room/1', (e) => got.push(e));
+    const payloads = Array.from({ length: 20 }, (_, i) => `msg-${i}`);
+    for (const p of payloads) await pub.publish('room/1', p, 'text/plain');
+    await pub.publish('room/other', 'not for us');
+    await until(() => (got.length >= payloads.length ? true : undefined));
+    expect(got.map((e) => text(e.payload))).toEqual(payloads);
+    expect(got.every((e) => e.topic === 'room/1' && e.contentType === 'text/plain' && e.publishedMs > 0)).toBe(true);
+    expect(seen).toHaveLength(payloads.length);
+  });
+
+  it('carries binary payloads exactly in both subprotocols', async () => {
+    const bytes = new Uint8Array(256).map((_, i) => i);
+    for (const subprotocol of ['proto', 'json'] as const) {
+      const client = await open({ subprotocol });
+      const got: Event[] = [];
+      await client.subscribe(`bin/${subprotocol}`, (e) => got.push(e));
+      await client.publish(`bin/${subprotocol}`, bytes);
+      const event = await until(() => got[0]);
+      expect(Array.from(event.payload)).toEqual(Array.from(bytes));
+    }
+  });
+
+  it('stops delivering after unsubscribe', async () => {
+    const client = await open();
+    const got: Event[] = [];
+    await client.subscribe('quiet/1', (e) => got.push(e));
+    await client.publish('quiet/1', 'one');
+    await until(() => got[0]);
+    await client.unsubscribe('quiet/1');
+    await client.publish('quiet/1', 'two');
+    await client.ping(); // the gateway has handled the publish by now
+    expect(got.map((e) => text(e.payload))).toEqual(['one']);
+  });
+
+  it('recovers missed events from history and tracks positions', async () => {
+    const first = await open();
+    const got: Event[] = [];
+    await first.subscribe('hist/a', (e) => got.push(e));
+    await first.publish('hist/a', 'e1');
+    await until(() => got[0]);
+    const resumeFrom = first.positionOf('hist/a');
+    expect(resumeFrom).toEqual(got[0]!.position);
+    await first.publish('hist/a', 'e2');
+    await first.publish('hist/a', 'e3');
+
+    const second = await open({ subprotocol: 'json' });
+    const replayed: Event[] = [];
+    const resumed = await second.subscribe('hist/a', (e) => replayed.push(e), { recover: true, since: resumeFrom! });
+    expect(resumed).toMatchObject({ replayed: 2, recovered: true });
+    expect(replayed.map((e) => text(e.payload))).toEqual(['e2', 'e3']);
+
+    const stale = await second.subscribe('hist/a', () => undefined, { recover: true, since: { offset: 1, epoch: 'another-epoch' } });
+    expect(stale.recovered).toBe(false);
+  });
+
+  it('reports PERMISSION_DENIED and INVALID_ARGUMENT and keeps the connection open', async () => {
+    const client = await open({ token: await testToken({ scope: 'subscribe:mine/* publish:mine/*' }) });
+    expect((await rejection(client.subscribe('yours/1', () => undefined))).code).toBe(Code.PERMISSION_DENIED);
+    expect((await rejection(client.publish('yours/1', 'x'))).code).toBe(Code.PERMISSION_DENIED);
+    expect((await rejection(client.subscribe('mine/../yours', () => undefined))).code).toBe(Code.INVALID_ARGUMENT);
+    expect((await rejection(client.invoke('sha256', 'x'))).code).toBe(Code.PERMISSION_DENIED);
+    await expect(client.subscribe('mine/1', () => undefined)).resolves.toBeTruthy();
+    await expect(client.ping()).resolves.toBeTruthy();
+  });
+
+  it('keeps tenants apart', async () => {
+    const a = await open({ token: await testToken({ tenant: 'acme' }) });
+    const b = await open({ token: await testToken({ tenant: 'globex' }) });
+    const gotA: Event[] = [];
+    const gotB: Event[] = [];
+    await a.subscribe('shared/topic', (e) => gotA.push(e));
+    await b.subscribe('shared/topic', (e) => gotB.push(e));
+    await b.publish('shared/topic', 'globex only');
+    await until(() => gotB[0]);
+    await a.ping();
+    expect(gotA).toHaveLength(0);
+  });
+
+  it('refreshes with a token for the same subject only', async () => {
+    const client = await open();
+    await expect(client.refresh(await testToken({ ttlMs: 7_200_000 }))).resolves.toBeTruthy();
+    expect((await rejection(client.refresh(await testToken({ sub: 'mallory' })))).code).toBe(Code.UNAUTHENTICATED);
+    expect((await rejection(client.refresh('garbage'))).code).toBe(Code.UNAUTHENTICATED);
+    await expect(client.ping()).resolves.toBeTruthy();
+  });
+
+  it('turns a refused upgrade into UNAUTHENTICATED with the HTTP status', async () => {
+    const expired = await new SignJWT({ sub: 'alice', scope: '' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(new TextEncoder().encode(TEST_SECRET));
+    for (const token of ['not-a-jwt', await testToken({ secret: 'some-other-secret-0123456789abcdef' }), expired]) {
+      const err = await rejection(RelaygateClient.connect(gw.wsUrl, { token, ca: cert.cert }));
+      expect(err.code).toBe(Code.UNAUTHENTICATED);
+      expect(err.httpStatus).toBe(401);
+      expect(err.message).not.toContain(token);
+    }
+  });
+
+  it('verifies the gateway certificate unless told otherwise', async () => {
+    const err = await rejection(RelaygateClient.connect(gw.wsUrl, { token: await testToken() }));
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).toMatch(/certificate/i);
+    const insecure = await open({ ca: undefined, rejectUnauthorized: false } as Partial<ConnectOptions>);
+    await expect(insecure.ping()).resolves.toBeTruthy();
+  });
+
+  it('answers UNAVAILABLE when nothing listens', async () => {
+    const err = await rejection(RelaygateClient.connect('ws://127.0.0.1:1/v1/ws', { token: 't' }));
+    expect(err.code).toBe(Code.UNAVAILABLE);
+  });
+
+  it('a closed client rejects new requests at once and says why it closed', async () => {
+    const client = await open();
+    const info = await client.close();
+    expect(info).toMatchObject({ code: 1000, reconnect: false, needsFreshToken: false });
+    expect(client.isOpen).toBe(false);
+    expect((await rejection(client.ping())).code).toBe(Code.UNAVAILABLE);
+  });
+});
+
+describe('relaygate call | sub | pub', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'relaygate-cli-'));
+    env = { RELAYGATE_URL: gw.wsUrl, RELAYGATE_TOKEN: await testToken(), RELAYGATE_CA: cert.certFile };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('pub prints the Ack: empty without history, offset and epoch with it', async () => {
+    const plain = await runCli(['pub', 'cli/plain', '--data', 'hello']);
+    expect(plain.code).not.toBe(0); // no token, no URL
+    const noHistory = await runCli(['pub', 'cli/plain', '--data', 'hello'], env);
+    expect(noHistory.stderr).toBe('');
+    expect([noHistory.code, noHistory.stdout]).toEqual([0, '{}\n']);
+    const withHistory = await runCli(['pub', 'hist/cli', '--data', 'hello', '--json'], env);
+    expect(withHistory.code).toBe(0);
+    expect(JSON.parse(withHistory.stdout)).toMatchObject({ offset: expect.stringMatching(/^\d+$/), epoch: expect.any(String) });
+  });
+
+  it('sub prints each event as one JSON line until interrupted', async () => {
+    const sub = startCli(['sub', 'cli/feed', 'cli/other', '--json'], env);
+    try {
+      await sub.waitFor(/subscribed to cli\/other/);
+      const payloadFile = join(dir, 'payload.bin');
+      writeFileSync(payloadFile, Buffer.from([0xff, 0xfe, 0x00]));
+      expect((await runCli(['pub', 'cli/feed', '--data', '{"n":1}', '--content-type', 'application/json'], env)).code).toBe(0);
+      expect((await runCli(['pub', 'cli/other', '--data', `@${payloadFile}`], env)).code).toBe(0);
+      await sub.waitFor(/"payloadBase64"/);
+      const lines = sub.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).toMatchObject({ topic: 'cli/feed', payload: '{"n":1}', contentType: 'application/json' });
+      expect(lines[1]).toMatchObject({ topic: 'cli/other', payloadBase64: Buffer.from([0xff, 0xfe, 0x00]).toString('base64') });
+    } finally {
+      expect(await sub.stop('SIGINT')).toBe(0);
+    }
+  });
+
+  it('sub --recover replays history first', async () => {
+    const first = await runCli(['pub', 'hist/replay', '--data', 'one'], env);
+    const { offset, epoch } = JSON.parse(first.stdout) as { offset: string; epoch: string };
+    await runCli(['pub', 'hist/replay', '--data', 'two'], env);
+    const sub = startCli(['sub', 'hist/replay', '--since', `${offset}:${epoch}`], env);
+    try {
+      await sub.waitFor(/replayed 1, nothing missed/);
+      expect(sub.output()).toContain('"payload":"two"');
+      expect(sub.output()).not.toContain('"payload":"one"');
+    } finally {
+      await sub.stop('SIGINT');
+    }
+  });
+
+  it('pub and sub report a refused grant with exit code 1', async () => {
+    const limited = { ...env, RELAYGATE_TOKEN: await testToken({ scope: 'invoke:*' }) };
+    const pub = await runCli(['pub', 'cli/x', '--data', 'x'], limited);
+    expect(pub.code).toBe(1);
+    expect(pub.stderr).toContain('PERMISSION_DENIED');
+    const sub = await runCli(['sub', 'cli/x'], limited);
+    expect(sub.code).toBe(1);
+    expect(sub.stderr).toContain('PERMISSION_DENIED');
+  });
+
+  it('call reports the gateway error and exits 1', async () => {
+    const call = await runCli(['call', 'sha256', '--data', 'hello', '--timeout', '5s', '--meta', 'trace=abc'], env);
+    expect(call.code).toBe(1);
+    expect(call.stderr).toMatch(/^relaygate call: [A-Z_]+: /m);
+    expect(call.stdout).toBe('');
+  });
+
+  it('refuses an untrusted certificate with a hint, and accepts --insecure', async () => {
+    const { RELAYGATE_CA: _, ...noCa } = env;
+    const refused = await runCli(['pub', 'cli/tls', '--data', 'x'], noCa);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('UNAVAILABLE');
+    expect(refused.stderr).toContain('--insecure');
+    const insecure = await runCli(['pub', 'cli/tls', '--data', 'x', '--insecure'], noCa);
+    expect(insecure.code).toBe(0);
+  });
+
+  it('a bad token is refused with UNAUTHENTICATED', async () => {
+    const r = await runCli(['pub', 'cli/x', '--data', 'x'], { ...env, RELAYGATE_TOKEN: 'nope' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('UNAUTHENTICATED');
+    expect(r.stderr).not.toContain('nope');
+  });
+
+  it.each<[string, string[], Record<string, string | undefined>, RegExp]>([
+    ['no token', ['pub', 'a', '--data', 'x'], { RELAYGATE_TOKEN: undefined }, /RELAYGATE_TOKEN/],
+    ['a bad topic', ['pub', 'a/../b', '--data', 'x'], {}, /<topic>/],
+    ['a wildcard topic', ['sub', 'a/*'], {}, /<topic>/],
+    ['a bad function name', ['call', 'a/b'], {}, /<function>/],
+    ['no function', ['call'], {}, /<function>/],
+    ['a bad timeout', ['call', 'f', '--timeout', 'soon'], {}, /--timeout/],
+    ['bad metadata', ['call', 'f', '--meta', 'novalue'], {}, /--meta/],
+    ['an unknown flag', ['pub', 'a', '--dta', 'x'], {}, /--dta/],
+    ['a missing data file', ['pub', 'a', '--data', '@/nonexistent/file'], {}, /--data/],
+    ['a URL that is not ws', ['pub', 'a'], { RELAYGATE_URL: 'http://127.0.0.1:1/' }, /RELAYGATE_URL/],
+    ['an unreadable CA file', ['pub', 'a'], { RELAYGATE_CA: '/nonexistent/ca.pem' }, /RELAYGATE_CA/],
+    ['a bad --since', ['sub', 'a', '--since', 'yesterday'], {}, /--since/],
+  ])('exits 2 naming the problem for %s', async (_name, args, overrides, pattern) => {
+    const r = await runCli(args, { ...env, ...overrides });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(pattern);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
