@@ -90,8 +90,8 @@ export async function runDevCommand({ values }: LoadedSettings): Promise<number 
     nodes: values.nodes ?? nodes.map((n) => n.url),
   };
   const gateway = await startGateway(gatewayValues, log.child({ role: 'gateway' }));
-  log.info({ port: gateway.port }, 'listening');
   drainOnSignals(log, [gateway, ...nodes]);
+  log.info({ port: gateway.port }, 'listening');
 
   const host = values.host === '0.0.0.0' ? '127.0.0.1' : values.host;
   const url = `wss://${host.includes(':') ? `[${host}]` : host}:${gateway.port}/v1/ws`;

@@ -29,7 +29,7 @@ export async function runGatewayCommand({ values }: LoadedSettings): Promise<num
   const log = createLogger({ level: values.logLevel, name: 'gateway' });
   logUnexpectedErrors(log);
   const gateway = await startGateway(values, log);
-  log.info({ port: gateway.port }, 'listening');
   drainOnSignals(log, [gateway]);
+  log.info({ port: gateway.port }, 'listening');
   return undefined;
 }

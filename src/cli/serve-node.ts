@@ -8,7 +8,7 @@ export async function runNodeCommand({ values }: LoadedSettings): Promise<number
   const log = createLogger({ level: values.logLevel, name: 'node' });
   logUnexpectedErrors(log);
   const node = await runNode(values, log);
-  log.info({ port: node.port, linkPort: node.linkPort, url: node.url }, 'listening');
   drainOnSignals(log, [node]);
+  log.info({ port: node.port, linkPort: node.linkPort, url: node.url }, 'listening');
   return undefined;
 }
