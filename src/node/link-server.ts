@@ -2,61 +2,36 @@
 // connections, runs each request through the node's function table, streams progress and one
 // terminal frame back, aborts on cancel, deadline or connection loss, and announces drain.
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { hostname } from 'node:os';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
-import { Code, GatewayError } from '../errors.js';
+import { Code, GatewayError, toGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LinkWire } from '../nodes/binary-link-wire.js';
 import { linkProtocolVersion, type LinkMessage, type LinkRequestBody } from '../protocol/link-codec.js';
 import { defaultLinkMaxFrameBytes } from '../protocol/link-framing.js';
-
-/** One invocation as a node function sees it, whichever link carried it. */
-export interface LinkInvocation {
-  readonly requestId: string;
-  readonly function: string;
-  readonly payload: Uint8Array;
-  readonly contentType: string;
-  /** Absolute deadline, epoch ms. */
-  readonly deadlineAtMs: number;
-  readonly subject: string;
-  readonly tenant: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  /** Aborted on cancel, deadline or link loss. */
-  readonly signal: AbortSignal;
-  /** Streams a progress update to the caller (0..1). */
-  progress(fraction: number, payload?: Uint8Array): void;
-}
-
-/** What a function answers with. */
-export interface LinkReply {
-  readonly payload: Uint8Array;
-  readonly contentType: string;
-}
-
-/** Runs one invocation through the node's function table; rejects with GatewayError for a coded failure (NOT_FOUND for an unknown function). */
-export type LinkRunner = (invocation: LinkInvocation) => Promise<LinkReply>;
+import { NodeCall, type FunctionHost } from './function-host.js';
+import type { RelaygateNode } from './sdk.js';
 
 export interface LinkServerOptions {
   readonly host: string;
   /** 0 picks a free port. */
   readonly port: number;
-  readonly nodeId: string;
-  readonly weight: number;
-  /** Names announced in the hello (the registry's function list). */
-  readonly functions: readonly string[];
-  readonly run: LinkRunner;
+  /** The node's id, read at each hello (it may be settled after the HTTP server listens). */
+  nodeId(): string;
+  /** Balancing weight announced in the hello. */
+  readonly weight?: number;
   /** Requests accepted in flight per connection (announced; more get RESOURCE_EXHAUSTED). */
   readonly maxInFlight?: number;
   readonly maxFrameBytes?: number;
   /** PEM material: serve relaygate+tls:// instead of plain TCP. */
   readonly tls?: TlsOptions;
-  readonly log: Logger;
+  readonly log?: Logger;
 }
 
 interface Running {
-  readonly controller: AbortController;
+  readonly call: NodeCall;
   readonly startedAt: number;
-  timer: NodeJS.Timeout | undefined;
-  /** Set once the terminal frame is queued (or the request was cancelled). */
+  /** Set once the terminal frame is queued. */
   done: boolean;
 }
 
@@ -66,25 +41,30 @@ interface Connection {
   helloSeen: boolean;
 }
 
-/** A listening link server; `drain` tells every gateway to stop sending work while in-flight requests finish. */
+/**
+ * A listening link server running calls through `host`, the same function table the node's HTTP
+ * server serves. When the host starts draining, every gateway is told at once; requests already
+ * sent are still served.
+ */
 export class LinkServer {
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly maxInFlight: number;
   private readonly maxFrameBytes: number;
   private draining = false;
-  private idleWaiters: (() => void)[] = [];
 
-  private constructor(private readonly opts: LinkServerOptions) {
+  private constructor(private readonly functions: FunctionHost, private readonly opts: LinkServerOptions) {
     this.maxInFlight = opts.maxInFlight ?? 1024;
     this.maxFrameBytes = opts.maxFrameBytes ?? defaultLinkMaxFrameBytes;
     const onSocket = (socket: Socket): void => this.accept(socket);
     this.server = opts.tls ? createTlsServer(opts.tls, onSocket) : createTcpServer(onSocket);
+    if (functions.draining) this.drain();
+    functions.onDrain(() => this.drain());
   }
 
-  /** Starts listening; resolves once the port is bound. */
-  static async listen(opts: LinkServerOptions): Promise<LinkServer> {
-    const s = new LinkServer(opts);
+  /** Starts listening for gateways; resolves once the port is bound. */
+  static async listen(functions: FunctionHost, opts: LinkServerOptions): Promise<LinkServer> {
+    const s = new LinkServer(functions, opts);
     await new Promise<void>((resolve, reject) => {
       s.server.once('error', reject);
       s.server.listen(opts.port, opts.host, () => {
@@ -107,17 +87,11 @@ export class LinkServer {
     return n;
   }
 
-  /** Announces drain on every connection (and in the hello of new ones); requests already sent are still served. */
-  drain(reason = 'node draining'): void {
+  /** Announces drain on every connection (and in the hello of new ones). */
+  private drain(): void {
     if (this.draining) return;
     this.draining = true;
-    for (const c of this.connections) c.wire.send({ id: 0, drain: { reason } });
-  }
-
-  /** Resolves when no request is running. */
-  idle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    for (const c of this.connections) c.wire.send({ id: 0, drain: { reason: 'node draining' } });
   }
 
   /** Stops accepting connections and closes the open ones; running requests are aborted. */
@@ -146,9 +120,9 @@ export class LinkServer {
       id: 0,
       hello: {
         version: linkProtocolVersion,
-        nodeId: this.opts.nodeId,
-        functions: [...this.opts.functions],
-        weight: this.opts.weight,
+        nodeId: this.opts.nodeId(),
+        functions: this.functions.functions,
+        weight: this.opts.weight ?? 1,
         maxInFlight: this.maxInFlight,
         maxFrameBytes: this.maxFrameBytes,
         draining: this.draining,
@@ -171,7 +145,7 @@ export class LinkServer {
   }
 
   private violation(conn: Connection, problem: string): void {
-    this.opts.log.warn({ problem }, 'node link protocol violation; closing the connection');
+    this.opts.log?.warn({ problem }, 'node link protocol violation; closing the connection');
     conn.wire.destroy(new Error(problem));
   }
 
@@ -181,83 +155,90 @@ export class LinkServer {
       conn.wire.send({ id, error: { code: Code.RESOURCE_EXHAUSTED, message: 'node link in-flight limit reached', retryAfterMs: 100 } });
       return;
     }
-    const controller = new AbortController();
-    const running: Running = { controller, startedAt: Date.now(), timer: undefined, done: false };
-    conn.running.set(id, running);
-    const deadlineAtMs = running.startedAt + req.deadlineMs;
-    if (req.deadlineMs > 0) {
-      running.timer = setTimeout(() => {
-        controller.abort(new GatewayError(Code.DEADLINE_EXCEEDED, 'deadline exceeded at the node'));
-        this.finish(conn, id, running, { id, error: { code: Code.DEADLINE_EXCEEDED, message: 'deadline exceeded at the node' } });
-      }, req.deadlineMs);
-    }
-    const invocation: LinkInvocation = {
-      requestId: req.requestId,
-      function: req.function,
-      payload: req.payload,
-      contentType: req.contentType,
-      deadlineAtMs: req.deadlineMs > 0 ? deadlineAtMs : Number.MAX_SAFE_INTEGER,
-      subject: req.subject,
-      tenant: req.tenant,
-      metadata: req.metadata,
-      signal: controller.signal,
-      progress: (fraction, payload) => {
-        if (!running.done) conn.wire.send({ id, progress: { fraction, payload: payload ?? Buffer.alloc(0) } });
+    const startedAt = Date.now();
+    const call = new NodeCall(
+      {
+        function: req.function,
+        requestId: req.requestId,
+        payload: req.payload,
+        contentType: req.contentType,
+        metadata: req.metadata,
+        subject: req.subject,
+        tenant: req.tenant,
+        deadline: req.deadlineMs > 0 ? startedAt + req.deadlineMs : Number.POSITIVE_INFINITY,
       },
-    };
-    let pending: Promise<LinkReply>;
-    try {
-      pending = this.opts.run(invocation);
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    pending.then(
+      (fraction, payload) => {
+        if (!running.done) conn.wire.send({ id, progress: { fraction, payload } });
+      },
+    );
+    const running: Running = { call, startedAt, done: false };
+    conn.running.set(id, running);
+    this.functions.run(call).then(
       (reply) => this.finish(conn, id, running, {
         id,
-        result: { payload: reply.payload, contentType: reply.contentType, nodeId: this.opts.nodeId, durationMs: Date.now() - running.startedAt },
+        result: { payload: reply.payload, contentType: reply.contentType, nodeId: this.opts.nodeId(), durationMs: Date.now() - startedAt },
       }),
-      (err: unknown) => this.finish(conn, id, running, { id, error: this.errorBody(err, req.function) }),
+      (err: unknown) => {
+        const e = toGatewayError(err);
+        this.finish(conn, id, running, { id, error: { code: e.code, message: e.message, retryAfterMs: e.retryAfterMs } });
+      },
     );
-  }
-
-  private errorBody(err: unknown, fn: string): { code: number; message: string; retryAfterMs: number } {
-    if (err instanceof GatewayError) return { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs };
-    this.opts.log.error({ err, function: fn }, 'function failed');
-    return { code: Code.INTERNAL, message: 'internal error', retryAfterMs: 0 };
   }
 
   private cancel(conn: Connection, id: number): void {
     const running = conn.running.get(id);
     if (!running) return;
-    running.controller.abort(new GatewayError(Code.CANCELLED, 'cancelled by the gateway'));
+    running.call.abort(new GatewayError(Code.CANCELLED, 'cancelled by the gateway'));
     this.finish(conn, id, running, { id, error: { code: Code.CANCELLED, message: 'cancelled' } });
   }
 
   private finish(conn: Connection, id: number, running: Running, terminal: LinkMessage): void {
     if (running.done) return;
     running.done = true;
-    if (running.timer) clearTimeout(running.timer);
     conn.running.delete(id);
     conn.wire.send(terminal);
-    this.maybeIdle();
   }
 
   private onClose(conn: Connection, err: Error | undefined): void {
     this.connections.delete(conn);
     for (const [, running] of conn.running) {
       running.done = true;
-      if (running.timer) clearTimeout(running.timer);
-      running.controller.abort(new GatewayError(Code.UNAVAILABLE, 'node link closed', { cause: err }));
+      running.call.abort(new GatewayError(Code.UNAVAILABLE, 'node link closed', { cause: err }));
     }
     conn.running.clear();
-    this.maybeIdle();
-  }
-
-  private maybeIdle(): void {
-    if (this.idleWaiters.length === 0 || this.inFlight > 0) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
   }
 }
 
+export interface NodeLinkListenOptions {
+  /** Default 0: a free port. */
+  readonly port?: number;
+  /** Default 0.0.0.0. */
+  readonly host?: string;
+  readonly weight?: number;
+  readonly maxInFlight?: number;
+  /** Serve relaygate+tls:// with this certificate. */
+  readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string; readonly passphrase?: string };
+  readonly log?: Logger;
+}
+
+/**
+ * Serves `node`'s functions over the binary link beside its HTTP server; the link drains and
+ * closes with the node. Resolves with the bound port and the URL gateways use
+ * (relaygate+tcp:// or relaygate+tls://).
+ */
+export async function listenNodeLink(node: RelaygateNode, options: NodeLinkListenOptions = {}): Promise<{ server: LinkServer; port: number; url: string }> {
+  const bound = options.host ?? '0.0.0.0';
+  const server = await LinkServer.listen(node.host, {
+    host: bound,
+    port: options.port ?? 0,
+    nodeId: () => node.id,
+    ...(options.weight !== undefined ? { weight: options.weight } : {}),
+    ...(options.maxInFlight !== undefined ? { maxInFlight: options.maxInFlight } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  });
+  node.onClose(() => server.close());
+  const advertised = bound === '0.0.0.0' || bound === '::' ? hostname() : bound;
+  const url = `relaygate+${options.tls ? 'tls' : 'tcp'}://${advertised.includes(':') ? `[${advertised}]` : advertised}:${server.port}`;
+  return { server, port: server.port, url };
+}

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Code } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
+import { FunctionHost, type NodeFunction } from '../../src/node/function-host.js';
 import { LinkServer, type LinkServerOptions } from '../../src/node/link-server.js';
 import { BinaryNodeLink, type BinaryLinkOptions } from '../../src/nodes/binary-link.js';
 import { testFunctionNames, testFunctions, type NodeObservations } from '../helpers/link-functions.js';
@@ -17,10 +18,18 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-async function serve(over: Partial<LinkServerOptions> = {}, seen?: NodeObservations): Promise<LinkServer> {
-  const server = await LinkServer.listen({
-    host: '127.0.0.1', port: 0, nodeId: 'node-a', weight: 2, functions: testFunctionNames,
-    run: testFunctions(seen), log: silentLogger(), ...over,
+interface ServeOptions extends Partial<LinkServerOptions> {
+  functions?: Record<string, NodeFunction>;
+  functionHost?: FunctionHost;
+  host?: never;
+  id?: string;
+}
+
+async function serve(over: ServeOptions = {}, seen?: NodeObservations): Promise<LinkServer> {
+  const { functions, functionHost, id, ...rest } = over;
+  const host = functionHost ?? new FunctionHost(functions ?? testFunctions(seen), { log: silentLogger() });
+  const server = await LinkServer.listen(host, {
+    host: '127.0.0.1', port: 0, nodeId: () => id ?? 'node-a', weight: 2, log: silentLogger(), ...rest,
   });
   cleanup.push(() => server.close());
   return server;
@@ -109,10 +118,12 @@ describe('binary node link', () => {
     const inner = testFunctions();
     const server = await serve({
       maxInFlight: 3,
-      run: async (inv) => {
-        running++;
-        peak = Math.max(peak, running);
-        try { return await inner(inv); } finally { running--; }
+      functions: {
+        sleep: async (req) => {
+          running++;
+          peak = Math.max(peak, running);
+          try { return await inner.sleep!(req); } finally { running--; }
+        },
       },
     });
     const l = link(server.port, { connections: 2 });
@@ -160,12 +171,13 @@ describe('binary node link', () => {
   });
 
   it('drain: in-flight calls finish marked drain, new calls fail unsent with drain, health turns false', async () => {
-    const server = await serve();
+    const functionHost = new FunctionHost(testFunctions(), { log: silentLogger() });
+    const server = await serve({ functionHost });
     const l = link(server.port);
     expect(await l.checkHealth(5000)).toBe(true);
     const inflight = startCall(l, nodeCall('sleep', '300'));
     await until(() => server.inFlight === 1, 10_000, 'call to start');
-    server.drain();
+    functionHost.startDraining();
     await until(() => l.isDraining, 10_000, 'drain notice');
     const after = await callOnce(l, nodeCall('echo', 'late'));
     expect(after.failure).toMatchObject({ unsent: true, drain: true });
@@ -182,7 +194,7 @@ describe('binary node link', () => {
     expect((await callOnce(l, nodeCall('echo', 'one'))).result!.payload.toString()).toBe('one');
     await first.close();
     await until(() => l.readyConnections === 0, 10_000, 'link to notice');
-    await serve({ port, nodeId: 'node-a2' });
+    await serve({ port, id: 'node-a2' });
     await until(() => l.readyConnections === 4, 15_000, 'reconnect');
     const again = await callOnce(l, nodeCall('echo', 'two'));
     expect(again.result).toMatchObject({ nodeId: 'node-a2' });
