@@ -62,7 +62,10 @@ function createEvents(values: SettingValues, fanout: Fanout, log: Logger, metric
 /** Starts one gateway on `values.host`:`values.port` (port 0 picks a free port). */
 export async function startGateway(values: SettingValues, log: Logger): Promise<Gateway> {
   const gatewayId = values.gatewayId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const verifier = await createTokenVerifier(await verifierOptionsFrom(values));
+  const verifier = await createTokenVerifier({
+    ...(await verifierOptionsFrom(values)),
+    onIgnoredGrant: (grant, problem) => log.warn({ grant, problem }, 'scope grant ignored'),
+  });
   const metrics = new GatewayMetrics();
   const tls = Boolean(values.tlsCert && values.tlsKey);
   const transport = new Transport({

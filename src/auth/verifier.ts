@@ -26,7 +26,7 @@ export interface VerifierOptions {
   tenantClaim: string;
   /** Remote key set tuning (milliseconds). */
   jwks?: { timeoutMs?: number; cooldownMs?: number; cacheMaxAgeMs?: number } | undefined;
-  /** Told about each grant of a verified token's scope that was ignored as malformed. */
+  /** Told once per distinct grant that a verified token's scope carried but was ignored as malformed. */
   onIgnoredGrant?: IgnoredGrant | undefined;
 }
 
@@ -211,10 +211,27 @@ function scopeOf(payload: JWTPayload): string | undefined {
   return undefined;
 }
 
+/** Distinct ignored grants reported at most; beyond this they are no longer reported. */
+const MAX_REPORTED_GRANTS = 256;
+
+/** Reports each distinct ignored grant once, so a popular bad token does not flood the logs. */
+function reportOnce(report: IgnoredGrant | undefined): IgnoredGrant | undefined {
+  if (!report) return undefined;
+  const seen = new Set<string>();
+  return (grant, problem) => {
+    const shown = grant.length > 128 ? `${grant.slice(0, 128)}…` : grant;
+    if (seen.has(shown) || seen.size >= MAX_REPORTED_GRANTS) return;
+    seen.add(shown);
+    report(shown, problem);
+  };
+}
+
 class JoseVerifier implements TokenVerifier {
   private readonly checks: JWTVerifyOptions;
+  private readonly onIgnoredGrant: IgnoredGrant | undefined;
 
   constructor(private readonly source: KeySource, private readonly opts: VerifierOptions) {
+    this.onIgnoredGrant = reportOnce(opts.onIgnoredGrant);
     this.checks = {
       algorithms: source.algorithms,
       requiredClaims: ['exp', 'sub'],
@@ -247,7 +264,7 @@ class JoseVerifier implements TokenVerifier {
     return Object.freeze({
       subject,
       tenant,
-      grants: compileGrants(scope, subject, this.opts.onIgnoredGrant),
+      grants: compileGrants(scope, subject, this.onIgnoredGrant),
       expiresAtMs: payload.exp! * 1000,
     });
   }

@@ -164,6 +164,14 @@ describe('HS256 secret', () => {
     expect((await proto.verify(await hs(claims()))).tenant).toBe('default');
   });
 
+  it('reports each distinct ignored grant once', async () => {
+    const reported: string[] = [];
+    const v = await createTokenVerifier({ ...base, secret, onIgnoredGrant: (grant) => reported.push(grant) });
+    const token = await hs(claims({ scope: 'invoke:* admin:all subscribe:a/**/b' }));
+    for (let i = 0; i < 3; i++) await v.verify(token);
+    expect(reported).toEqual(['admin:all', 'subscribe:a/**/b']);
+  });
+
   it('keeps the jose error as the cause', async () => {
     const err = await rejection(verifier, await hs(claims({ exp: nowSec() - 60 })));
     expect((err.cause as Error).name).toBe('JWTExpired');
