@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { SettingValues } from '../config.js';
 import type { Logger } from '../log.js';
 import { referenceFunctions } from '../node/functions.js';
+import { listenNodeLink } from '../node/link-server.js';
 import { createNode, type RelaygateNode } from '../node/sdk.js';
 
 /** A running node: drain() leaves gracefully (deregister, finish in-flight, close); close() stops at once. */
@@ -31,9 +32,15 @@ export async function runNode(values: SettingValues, log: Logger): Promise<Runni
   });
   const { port, url: listenUrl } = await node.listen({ port: values.port ?? DEFAULT_NODE_PORT, host: values.host });
   const url = values.nodeUrl ?? listenUrl;
+  // The binary link beside HTTP; advertised on the same host as the HTTP URL so gateways prefer it.
+  const link = values.nodeLinkPort === undefined
+    ? undefined
+    : await listenNodeLink(node, { port: values.nodeLinkPort, host: values.host, weight: values.nodeWeight, ...(tls ? { tls } : {}), log });
+  const linkUrl = link ? `relaygate+${tls ? 'tls' : 'tcp'}://${new URL(url).hostname}:${link.port}` : undefined;
   if (values.redisUrl) {
     await node.register({
       url,
+      ...(linkUrl ? { linkUrl } : {}),
       weight: values.nodeWeight,
       redisUrl: values.redisUrl,
       redisCluster: values.redisCluster,
@@ -44,6 +51,7 @@ export async function runNode(values: SettingValues, log: Logger): Promise<Runni
   }
   return {
     port,
+    ...(link ? { linkPort: link.port } : {}),
     url,
     node,
     drain: () => node.drain(values.drainGrace),

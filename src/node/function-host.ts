@@ -158,6 +158,7 @@ export class FunctionHost {
   private readonly table: Map<string, NodeFunction>;
   private running = 0;
   private drainingFlag = false;
+  private readonly drainListeners: (() => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   private readonly maxConcurrency: number;
 
@@ -187,7 +188,14 @@ export class FunctionHost {
   }
 
   startDraining(): void {
+    if (this.drainingFlag) return;
     this.drainingFlag = true;
+    for (const fn of this.drainListeners) fn();
+  }
+
+  /** Calls `fn` when draining starts, so a transport that pushes notices (the binary link) can announce it. */
+  onDrain(fn: () => void): void {
+    this.drainListeners.push(fn);
   }
 
   /** Resolves when no call is running. */
