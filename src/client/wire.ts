@@ -2,18 +2,12 @@
 // subprotocols, into plain values with every default filled in. Pure, no I/O.
 import { codeFromName, Code } from '../errors.js';
 import { decodeServerFrame, encodeClientFrame, type Subprotocol } from '../protocol/codec.js';
-import type { ClientFrame, StreamPosition } from '../protocol/frames.js';
+import type { ClientFrame, GoAwayBody, PongBody, StreamPosition, WelcomeBody } from '../protocol/frames.js';
 
 export type { StreamPosition };
 
-export interface Welcome {
-  sessionId: string;
-  gatewayId: string;
-  serverTimeMs: number;
-  maxFrameBytes: number;
-  maxInFlight: number;
-  tokenExpiresMs: number;
-}
+/** The gateway's first frame: session id, limits, credential expiry. */
+export type Welcome = WelcomeBody;
 export interface Result { payload: Uint8Array; contentType: string; nodeId: string; durationMs: number }
 export interface Progress { fraction: number; payload: Uint8Array }
 export interface Event {
@@ -25,8 +19,8 @@ export interface Event {
   publishedMs: number;
 }
 export interface Ack { position: StreamPosition | undefined; replayed: number; recovered: boolean }
-export interface Pong { clientTimeMs: number; serverTimeMs: number }
-export interface GoAway { reconnectWithinMs: number; reason: string }
+export type Pong = PongBody;
+export type GoAway = GoAwayBody;
 export interface ErrorReply { code: number; message: string; retryAfterMs: number }
 
 /** A decoded ServerFrame: its id plus exactly one body, or kind 'none' for a body this client does not know. */
