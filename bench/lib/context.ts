@@ -31,6 +31,8 @@ export interface Params {
   connectionSteps: number[];
   socketIoConnectionMax: number;
   profile: boolean;
+  /** Only these systems run (relaygate, link, direct, socket.io, pipe, uws); empty = all. */
+  systems: string[];
 }
 
 function num(name: string, full: number, tiny: number, scale: Scale): number {
@@ -70,6 +72,7 @@ export function readParams(scale: Scale): Params {
     connectionSteps: list('BENCH_CONNECTION_STEPS', [1000, 5000, 10000, 15000, 19500], [20, 40], scale),
     socketIoConnectionMax: num('BENCH_SIO_CONNECTION_MAX', 10000, 40, scale),
     profile: process.env.BENCH_PROFILE === '1',
+    systems: (process.env.BENCH_SYSTEMS ?? '').split(',').map((x) => x.trim()).filter(Boolean),
   };
 }
 
@@ -81,6 +84,11 @@ export class BenchContext {
   scenario = '';
 
   constructor(readonly params: Params, readonly outDir: string, readonly log: (line: string) => void) {}
+
+  /** Whether BENCH_SYSTEMS lets `system` run in this run. */
+  wants(system: string): boolean {
+    return this.params.systems.length === 0 || this.params.systems.includes(system);
+  }
 
   profileDir(): string {
     return join(this.outDir, 'profiles', this.scenario);

@@ -80,12 +80,18 @@ export async function connections(ctx: BenchContext): Promise<ScenarioResult> {
     }
   };
 
-  const gateway = await ctx.gateway('gateway', { RELAYGATE_IDLE_TIMEOUT: '120s' });
-  await climb('relaygate', gateway, 'ws-idle', { target: 'gateway', host: '127.0.0.1', port: gateway.port, token }, Infinity);
-  const sio = await ctx.peer('socket.io', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret });
-  await climb('socket.io', sio, 'sio-idle', { host: '127.0.0.1', ports: [sio.port], token }, p.socketIoConnectionMax);
-  const uws = await ctx.peer('bare uWS', 'uws-topics.js', {});
-  await climb('bare uWS', uws, 'ws-idle', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '' }, Infinity);
+  if (ctx.wants('relaygate')) {
+    const gateway = await ctx.gateway('gateway', { RELAYGATE_IDLE_TIMEOUT: '120s' });
+    await climb('relaygate', gateway, 'ws-idle', { target: 'gateway', host: '127.0.0.1', port: gateway.port, token }, Infinity);
+  }
+  if (ctx.wants('socket.io')) {
+    const sio = await ctx.peer('socket.io', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret });
+    await climb('socket.io', sio, 'sio-idle', { host: '127.0.0.1', ports: [sio.port], token }, p.socketIoConnectionMax);
+  }
+  if (ctx.wants('uws')) {
+    const uws = await ctx.peer('bare uWS', 'uws-topics.js', {});
+    await climb('bare uWS', uws, 'ws-idle', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '' }, Infinity);
+  }
 
   const top = (system: string): StepResult | undefined => steps.filter((s) => s.system === system).at(-1);
   const ours = top('relaygate');

@@ -30,16 +30,12 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
   const redis = await startRedis();
   const redisUrl = `redis://127.0.0.1:${redis.port}`;
   const gwEnv = { RELAYGATE_REDIS_URL: redisUrl, RELAYGATE_MAX_BACKPRESSURE: '64mb' };
-  const gateways = [await ctx.gateway('gateway-a', gwEnv), await ctx.gateway('gateway-b', gwEnv)];
-  const sios = [
-    await ctx.peer('socket.io-a', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret, BENCH_REDIS_URL: redisUrl }),
-    await ctx.peer('socket.io-b', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret, BENCH_REDIS_URL: redisUrl }),
-  ];
-  const pipes = [
-    await ctx.peer('pipe-a', 'redis-uws-pipe.js', { BENCH_REDIS_URL: redisUrl, BENCH_CHANNEL: 'bench-pipe' }),
-    await ctx.peer('pipe-b', 'redis-uws-pipe.js', { BENCH_REDIS_URL: redisUrl, BENCH_CHANNEL: 'bench-pipe' }),
-  ];
-  const uws = await ctx.peer('uws-topics', 'uws-topics.js', { BENCH_TOPIC: 'bench' });
+  const sioEnv = { BENCH_JWT_SECRET: ctx.secret, BENCH_REDIS_URL: redisUrl };
+  const pipeEnv = { BENCH_REDIS_URL: redisUrl, BENCH_CHANNEL: 'bench-pipe' };
+  const gateways = ctx.wants('relaygate') ? [await ctx.gateway('gateway-a', gwEnv), await ctx.gateway('gateway-b', gwEnv)] : [];
+  const sios = ctx.wants('socket.io') ? [await ctx.peer('socket.io-a', 'sio-gateway.js', sioEnv), await ctx.peer('socket.io-b', 'sio-gateway.js', sioEnv)] : [];
+  const pipes = ctx.wants('pipe') ? [await ctx.peer('pipe-a', 'redis-uws-pipe.js', pipeEnv), await ctx.peer('pipe-b', 'redis-uws-pipe.js', pipeEnv)] : [];
+  const uws = ctx.wants('uws') ? await ctx.peer('uws-topics', 'uws-topics.js', { BENCH_TOPIC: 'bench' }) : undefined;
   const token = await ctx.token('subscribe:bench/** publish:bench/**');
   const pub = { payloadBytes: p.fanoutPayload, window: p.publishWindow, maxLag: p.maxLag };
   const cases: CaseResult[] = [];
@@ -66,16 +62,16 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
 
   for (const m of p.subscribers) {
     ctx.log(` ${m} subscribers`);
-    await oneCase(m, 'relaygate', [...gateways, redis],
+    if (gateways.length) await oneCase(m, 'relaygate', [...gateways, redis],
       'ws-subscribe', { target: 'gateway', host: '127.0.0.1', ports: gateways.map((g) => g.port), token, topic: TOPIC, sources: 4 },
       'ws-publish', { target: 'gateway', host: '127.0.0.1', port: gateways[0]!.port, token, topic: TOPIC, ...pub });
-    await oneCase(m, 'socket.io + redis-adapter', [...sios, redis],
+    if (sios.length) await oneCase(m, 'socket.io + redis-adapter', [...sios, redis],
       'sio-subscribe', { host: '127.0.0.1', ports: sios.map((s) => s.port), token, topic: TOPIC },
       'sio-publish', { host: '127.0.0.1', ports: [sios[0]!.port], token, topic: TOPIC, ...pub });
-    await oneCase(m, 'bare redis→ioredis→uWS', [...pipes, redis],
+    if (pipes.length) await oneCase(m, 'bare redis→ioredis→uWS', [...pipes, redis],
       'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: pipes.map((s) => s.port), token: '', topic: 'bench', sources: 4 },
       'redis-publish', { redisUrl, channel: 'bench-pipe', ...pub });
-    await oneCase(m, 'bare uWS topics', [uws],
+    if (uws) await oneCase(m, 'bare uWS topics', [uws],
       'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: [uws.port], token: '', topic: 'bench', sources: 4 },
       'ws-publish', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '', topic: 'bench', ...pub });
   }

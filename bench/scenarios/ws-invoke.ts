@@ -15,9 +15,9 @@ export async function wsInvoke(ctx: BenchContext): Promise<ScenarioResult> {
   const node = await ctx.node('node', true);
   const nodeUrl = `http://127.0.0.1:${node.port}`;
   const linkPort = typeof node.info.linkPort === 'number' ? node.info.linkPort : undefined;
-  const gateway = await ctx.gateway('gateway', { RELAYGATE_NODES: nodeUrl });
-  const linkGateway = linkPort ? await ctx.gateway('gateway-link', { RELAYGATE_NODES: `relaygate+tcp://127.0.0.1:${linkPort}` }) : undefined;
-  const sio = await ctx.peer('socket.io', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret, BENCH_NODES: nodeUrl });
+  const gateway = ctx.wants('relaygate') ? await ctx.gateway('gateway', { RELAYGATE_NODES: nodeUrl }) : undefined;
+  const linkGateway = linkPort && ctx.wants('link') ? await ctx.gateway('gateway-link', { RELAYGATE_NODES: `relaygate+tcp://127.0.0.1:${linkPort}` }) : undefined;
+  const sio = ctx.wants('socket.io') ? await ctx.peer('socket.io', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret, BENCH_NODES: nodeUrl }) : undefined;
   const token = await ctx.token('invoke:*');
   const cpuText = p.cpuPayload;
   const workloads: Workload[] = [
@@ -40,22 +40,22 @@ export async function wsInvoke(ctx: BenchContext): Promise<ScenarioResult> {
 
   for (const w of workloads) {
     ctx.log(` workload ${w.label}`);
-    cases.push(await viaWs(w, 'relaygate', gateway));
+    if (gateway) cases.push(await viaWs(w, 'relaygate', gateway));
     if (linkGateway) cases.push(await viaWs(w, 'relaygate (binary link)', linkGateway));
-    {
+    if (ctx.wants('direct')) {
       const { workers } = await startWorkers('client', 'http-invoke', split(concurrency, p.clientWorkers), (_i, share) => ({
         url: nodeUrl, connections: share, inFlight: share, fn: w.fn, payloadBytes: w.payloadBytes, payloadText: w.payloadText,
       }));
       cases.push(await runCase(ctx, { label: w.label, system: 'node direct (HTTP)', unit: 'invokes/s', servers: [node], workers }));
     }
-    {
+    if (sio) {
       const { workers } = await startWorkers('client', 'sio-invoke', conns, (_i, share) => ({
         host: '127.0.0.1', ports: [sio.port], token, connections: share, window: p.window, fn: w.fn, payloadBytes: w.payloadBytes, payloadText: w.payloadText,
       }));
       cases.push(await runCase(ctx, { label: w.label, system: 'socket.io', unit: 'invokes/s', servers: [sio, node], workers }));
     }
   }
-  if (!linkGateway) notes.push('The binary node link was not measured: the node did not report a linkPort (RELAYGATE_NODE_LINK_PORT unsupported by this build).');
+  if (!linkPort) notes.push('The binary node link was not measured: the node did not report a linkPort (RELAYGATE_NODE_LINK_PORT unsupported by this build).');
 
   const find = (label: string, system: string): CaseResult | undefined => cases.find((c) => c.label === label && c.system === system);
   const small = workloads[0]!.label;
