@@ -1,5 +1,5 @@
-// Spawns a compute node process serving the binary link (test/helpers/link-node.mjs, built code)
-// and follows its JSON log lines.
+// Spawns a compute node process built with the SDK, serving HTTP and the binary link
+// (test/helpers/link-node.mjs, built code), and follows its JSON log lines.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { until } from './node-calls.js';
@@ -8,6 +8,8 @@ const script = fileURLToPath(new URL('./link-node.mjs', import.meta.url));
 
 export interface LinkNodeProcess {
   readonly child: ChildProcess;
+  /** The node's HTTP port. */
+  readonly port: number;
   readonly linkPort: number;
   /** Parsed stdout lines so far. */
   readonly entries: { msg: string; requestId?: string }[];
@@ -20,7 +22,7 @@ export interface LinkNodeProcess {
 /** Starts the node and waits until it listens. */
 export async function spawnLinkNode(env: Record<string, string> = {}): Promise<LinkNodeProcess> {
   const child = spawn(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const entries: { msg: string; requestId?: string; linkPort?: number }[] = [];
+  const entries: { msg: string; requestId?: string; port?: number; linkPort?: number }[] = [];
   let stderr = '';
   let buffered = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
@@ -38,10 +40,11 @@ export async function spawnLinkNode(env: Record<string, string> = {}): Promise<L
   void exited.then(() => { gone = true; });
   await until(() => gone || entries.some((e) => e.msg === 'listening'), 20_000, 'link node to listen');
   if (gone) throw new Error(`link node exited before listening: ${stderr}`);
-  const linkPort = entries.find((e) => e.msg === 'listening')!.linkPort!;
+  const listening = entries.find((e) => e.msg === 'listening')!;
   return {
     child,
-    linkPort,
+    port: listening.port!,
+    linkPort: listening.linkPort!,
     entries,
     exited,
     seen: (msg) => entries.filter((e) => e.msg === msg).map((e) => e.requestId!),
