@@ -7,6 +7,10 @@ import { SignJWT } from 'jose';
 import { RelaygateClient, RelaygateError, type ConnectOptions } from '../../src/client/index.js';
 import type { Event } from '../../src/client/index.js';
 import { Code } from '../../src/errors.js';
+import { createHash } from 'node:crypto';
+import { runNode, type RunningNode } from '../../src/cli/node.js';
+import { loadSettings } from '../../src/config.js';
+import { silentLogger } from '../../src/log.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { TEST_SECRET, selfSignedCert, startTestGateway, testToken, type TestCert, type TestGateway } from '../helpers/gateway.js';
 
@@ -33,6 +37,7 @@ async function rejection(p: Promise<unknown>): Promise<RelaygateError> {
 
 let cert: TestCert;
 let gw: TestGateway;
+let node: RunningNode;
 const clients: RelaygateClient[] = [];
 
 async function open(options: Partial<ConnectOptions> = {}, url = gw.wsUrl): Promise<RelaygateClient> {
@@ -43,12 +48,16 @@ async function open(options: Partial<ConnectOptions> = {}, url = gw.wsUrl): Prom
 
 beforeAll(async () => {
   cert = selfSignedCert();
-  gw = await startTestGateway({ RELAYGATE_TLS_CERT: cert.certFile, RELAYGATE_TLS_KEY: cert.keyFile, RELAYGATE_HISTORY: 'hist/**=100:1h' });
+  node = await runNode(loadSettings('node', { RELAYGATE_HOST: '127.0.0.1', RELAYGATE_PORT: '0' }, []).values, silentLogger());
+  gw = await startTestGateway({
+    RELAYGATE_TLS_CERT: cert.certFile, RELAYGATE_TLS_KEY: cert.keyFile, RELAYGATE_HISTORY: 'hist/**=100:1h', RELAYGATE_NODES: node.url,
+  });
 });
 
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.close()));
   await gw?.close();
+  await node?.close();
   cert?.remove();
 });
 
@@ -129,6 +138,62 @@ describe('RelaygateClient', () => {
 
     const stale = await second.subscribe('hist/a', () => undefined, { recover: true, since: { offset: 1, epoch: 'another-epoch' } });
     expect(stale.recovered).toBe(false);
+  });
+
+  it.each(['proto', 'json'] as const)('invokes a function over %s and gets its result', async (subprotocol) => {
+    const client = await open({ subprotocol });
+    const result = await client.invoke('sha256', 'hello', { contentType: 'text/plain', metadata: { trace: 'abc' } });
+    expect(text(result.payload)).toBe(createHash('sha256').update('hello').digest('hex'));
+    expect(result.nodeId.length).toBeGreaterThan(0);
+    const echoed = await client.invoke('echo', new Uint8Array([0, 1, 254, 255]), { contentType: 'application/x-test' });
+    expect(Array.from(echoed.payload)).toEqual([0, 1, 254, 255]);
+    expect(echoed.contentType).toBe('application/x-test');
+  });
+
+  it('passes progress to onProgress before the result', async () => {
+    const client = await open({ subprotocol: 'json' });
+    const fractions: number[] = [];
+    const result = await client.invoke('primes', '3000000', { onProgress: (p) => fractions.push(p.fraction) });
+    expect(JSON.parse(text(result.payload))).toEqual({ n: 3_000_000, count: 216_816 });
+    expect(fractions.length).toBeGreaterThan(0);
+    expect(fractions.every((f, i) => f > 0 && f <= 1 && (i === 0 || f >= fractions[i - 1]!))).toBe(true);
+  });
+
+  it('matches each answer to its own request among many in flight', async () => {
+    const client = await open();
+    const inputs = Array.from({ length: 60 }, (_, i) => `payload-${i}`);
+    const results = await Promise.all(inputs.map((p) => client.invoke('echo', p)));
+    expect(results.map((r) => text(r.payload))).toEqual(inputs);
+  });
+
+  it('cancels through an AbortSignal and ends with CANCELLED', async () => {
+    const client = await open();
+    const abort = new AbortController();
+    const call = client.invoke('sleep', '20000', { signal: abort.signal });
+    setTimeout(() => abort.abort(), 300);
+    expect((await rejection(call)).code).toBe(Code.CANCELLED);
+    await expect(client.invoke('echo', 'still here')).resolves.toBeTruthy();
+    abort.abort();
+    expect((await rejection(client.invoke('echo', 'x', { signal: abort.signal }))).code).toBe(Code.CANCELLED);
+  });
+
+  it('reports the deadline and unknown functions as the gateway codes them', async () => {
+    const client = await open();
+    expect((await rejection(client.invoke('sleep', '10000', { timeoutMs: 300 }))).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect((await rejection(client.invoke('no-such-function', 'x'))).code).toBe(Code.NOT_FOUND);
+    expect((await rejection(client.invoke('primes', 'not a number'))).code).toBe(Code.INVALID_ARGUMENT);
+  });
+
+  it('rejects requests in flight when the connection closes', async () => {
+    const client = await open();
+    const call = client.invoke('sleep', '20000');
+    const closed = new Promise((resolve) => client.once('close', resolve));
+    await client.ping();
+    await client.close();
+    const err = await rejection(call);
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.closeCode).toBe(1000);
+    await expect(closed).resolves.toMatchObject({ code: 1000 });
   });
 
   it('reports PERMISSION_DENIED and INVALID_ARGUMENT and keeps the connection open', async () => {
@@ -255,11 +320,40 @@ describe('relaygate call | sub | pub', () => {
     expect(sub.stderr).toContain('PERMISSION_DENIED');
   });
 
+  it('call prints the result payload, unchanged, on stdout', async () => {
+    const call = await runCli(['call', 'sha256', '--data', 'hello', '--timeout', '5s', '--meta', 'trace=abc,span=1'], env);
+    expect([call.code, call.stdout, call.stderr]).toEqual([0, createHash('sha256').update('hello').digest('hex'), '']);
+    const file = join(dir, 'input.bin');
+    writeFileSync(file, Buffer.from([1, 2, 3, 250]));
+    const digest = await runCli(['call', 'sha256', '--data', `@${file}`, '--json'], env);
+    expect([digest.code, digest.stdout]).toEqual([0, createHash('sha256').update(Buffer.from([1, 2, 3, 250])).digest('hex')]);
+    const echo = await runCli(['call', 'echo', '--data', 'line one\nline two\n', '--json'], env);
+    expect([echo.code, echo.stdout]).toEqual([0, 'line one\nline two\n']);
+  });
+
+  it('call prints progress lines on stderr', async () => {
+    const call = await runCli(['call', 'primes', '--data', '3000000'], env);
+    expect(call.code).toBe(0);
+    expect(JSON.parse(call.stdout)).toEqual({ n: 3_000_000, count: 216_816 });
+    const lines = call.stderr.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(line).toMatch(/^progress \d+% \{"below":\d+,"count":\d+\}$/);
+  });
+
   it('call reports the gateway error and exits 1', async () => {
-    const call = await runCli(['call', 'sha256', '--data', 'hello', '--timeout', '5s', '--meta', 'trace=abc'], env);
+    const call = await runCli(['call', 'sleep', '--data', '5000', '--timeout', '200ms'], env);
     expect(call.code).toBe(1);
-    expect(call.stderr).toMatch(/^relaygate call: [A-Z_]+: /m);
+    expect(call.stderr).toMatch(/^relaygate call: DEADLINE_EXCEEDED: /m);
     expect(call.stdout).toBe('');
+    const missing = await runCli(['call', 'no-such-function'], env);
+    expect([missing.code, missing.stderr]).toEqual([1, expect.stringContaining('NOT_FOUND')]);
+  });
+
+  it('call cancels on Ctrl-C and exits 130', async () => {
+    const call = startCli(['call', 'sleep', '--data', '20000'], env);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await call.stop('SIGINT')).toBe(130);
+    expect(call.output()).toContain('CANCELLED');
   });
 
   it('refuses an untrusted certificate with a hint, and accepts --insecure', async () => {
