@@ -28,6 +28,8 @@ export interface CaseResult {
   otherLoadPct: number;
   saturation: string;
   extra: Record<string, number>;
+  /** Latency resolution of the tool that measured it (autocannon: 1 ms); ours is 1 µs. */
+  latencyResolutionUs: number;
 }
 
 export interface MeasureOptions {
@@ -80,6 +82,7 @@ export function summarize(
   let elapsedSum = 0;
   let elapsedN = 0;
   let given: Latency | undefined;
+  let resolution = 1;
   o.workers.forEach((w, i) => {
     const win = windows[i]!;
     errors += win.errors;
@@ -92,7 +95,7 @@ export function summarize(
     elapsedSum += win.elapsedMs;
     elapsedN++;
     const p = (win as WindowResult & { percentilesUs?: Latency }).percentilesUs;
-    if (p) given = { ...p, max: p.max ?? 0, mean: p.mean ?? 0 };
+    if (p) { given = { ...p, max: p.max ?? 0, mean: p.mean ?? 0 }; resolution = 1000; }
   });
   const elapsedMs = elapsedN ? elapsedSum / elapsedN : wallMs;
   const h = Histogram.from(histograms);
@@ -118,6 +121,7 @@ export function summarize(
     ops, errors, errorKinds, lost, elapsedMs, latencyUs, cpu, machineBusyPct, otherLoadPct,
     saturation: saturation(cpu, machineBusyPct, otherLoadPct, o.cores),
     extra,
+    latencyResolutionUs: resolution,
   };
 }
 

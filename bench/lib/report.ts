@@ -47,13 +47,17 @@ function cpuCell(c: CaseResult, role: 'server' | 'client'): string {
   return c.cpu.filter((p) => p.role === role).map((p) => `${p.name} ${p.pct.toFixed(0)}% (${p.usPerOp.toFixed(1)} µs/op)`).join('<br>') || '—';
 }
 
+function lat(c: CaseResult, us: number): string {
+  return us < c.latencyResolutionUs ? `< ${duration(c.latencyResolutionUs)}` : duration(us);
+}
+
 /** The standard table of cases: throughput, latency, errors, CPU on both sides, saturation. */
 export function caseTable(title: string, cases: CaseResult[]): Table {
   return {
     title,
     columns: ['case', 'system', 'throughput', 'p50', 'p99', 'p99.9', 'errors', 'server CPU (% of a core, µs per op)', 'load generator CPU', 'saturated'],
     rows: cases.map((c) => [
-      c.label, c.system, `${compact(c.opsPerSec)} ${c.unit}`, duration(c.latencyUs.p50), duration(c.latencyUs.p99), duration(c.latencyUs.p999),
+      c.label, c.system, `${compact(c.opsPerSec)} ${c.unit}`, lat(c, c.latencyUs.p50), lat(c, c.latencyUs.p99), lat(c, c.latencyUs.p999),
       c.errors + (c.lost ? ` (+${c.lost} lost)` : ''), cpuCell(c, 'server'), cpuCell(c, 'client'), c.saturation,
     ]),
   };

@@ -33,6 +33,7 @@ export async function http(ctx: BenchContext): Promise<ScenarioResult> {
   const direct = cases.find((c) => c.label === echo && c.system === 'node direct (HTTP)');
   const overhead = via && direct && direct.opsPerSec > 0 ? via.opsPerSec / direct.opsPerSec : undefined;
   const notes = [
+    'Latency here is autocannon\'s, recorded in whole milliseconds.',
     'Overhead of the gateway hop on the HTTP bridge: requests/s through the gateway ÷ requests/s to the node directly, same autocannon settings. The gateway forwards to the same node over keep-alive HTTP, so this is bounded by the node sharing the two cores with the gateway and autocannon.',
   ];
   if (via && direct) notes.push(`p50 added by the hop: ${((via.latencyUs.p50 - direct.latencyUs.p50) / 1000).toFixed(2)} ms.`);
