@@ -21,8 +21,6 @@ export class LinkWire {
   private readonly parser: FrameParser;
   private closed = false;
   private failure: Error | undefined;
-  /** Frames written by the last flushes, for tests and metrics. */
-  writes = 0;
 
   constructor(readonly socket: Socket, private readonly opts: LinkWireOptions) {
     socket.setNoDelay(true);
@@ -79,7 +77,6 @@ export class LinkWire {
 
   private flush(items: LinkMessage[]): void {
     if (this.closed) return;
-    this.writes++;
     if (this.socket.write(encodeLinkBatch(items))) return;
     this.batch.pause();
     if (this.opts.pauseReadsWhileBlocked) this.socket.pause();

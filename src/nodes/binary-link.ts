@@ -138,6 +138,11 @@ export class BinaryNodeLink implements NodeLink {
     return n;
   }
 
+  /** Calls waiting for a free connection slot (a metric). */
+  pending(): number {
+    return this.waiting.length;
+  }
+
   /** The node announced drain (or said so in its hello): it takes no new work. */
   get isDraining(): boolean {
     return this.draining;

@@ -2,6 +2,7 @@
 // BinaryNodeLink over TCP (and TLS). Fault tests with separate node processes live in link-faults.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import { silentLogger } from '../../src/log.js';
 import { FunctionHost, type NodeFunction } from '../../src/node/function-host.js';
 import { LinkServer, type LinkServerOptions } from '../../src/node/link-server.js';
 import { BinaryNodeLink, type BinaryLinkOptions } from '../../src/nodes/binary-link.js';
+import { encodeLinkFrame } from '../../src/protocol/link-codec.js';
 import { testFunctionNames, testFunctions, type NodeObservations } from '../helpers/link-functions.js';
 import { callOnce, nodeCall, startCall, until } from '../helpers/node-calls.js';
 
@@ -185,6 +187,38 @@ describe('binary node link', () => {
     expect(done.result!.payload.toString()).toBe('slept 300');
     expect(done.result!.drain).toBe(true);
     expect(await l.checkHealth(1000)).toBe(false);
+  });
+
+  it('backpressure: a node that stops reading holds further frames in the batch, and those count as unsent', async () => {
+    // A peer that says hello and then never reads: the kernel buffers fill, socket.write reports it.
+    const sockets: Socket[] = [];
+    const peer = createServer((socket) => {
+      sockets.push(socket);
+      socket.write(encodeLinkFrame({ id: 0, hello: { version: 1, nodeId: 'stuck', maxInFlight: 10_000 } }));
+      socket.pause();
+    });
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    cleanup.push(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => peer.close(r));
+    });
+    const l = link((peer.address() as AddressInfo).port, { connections: 1 });
+    await until(() => l.readyConnections === 1, 10_000, 'hello');
+    const payload = Buffer.alloc(256 * 1024, 1);
+    const started: ReturnType<typeof startCall>[] = [];
+    // 40 turns of 8 calls: 80 MiB, far more than socket buffers hold.
+    for (let turn = 0; turn < 40; turn++) {
+      for (let i = 0; i < 8; i++) started.push(startCall(l, nodeCall('echo', payload)));
+      await new Promise((r) => setImmediate(r));
+    }
+    await l.close();
+    const outs = await Promise.all(started.map((s) => s.done));
+    const unsent = outs.filter((o) => o.failure?.unsent).length;
+    const maybeRun = outs.filter((o) => o.failure && !o.failure.unsent).length;
+    expect(unsent + maybeRun).toBe(outs.length);
+    expect(maybeRun).toBeGreaterThan(0);
+    expect(unsent).toBeGreaterThan(0);
+    expect(outs.every((o) => o.terminals === 1 && o.failure!.error.code === Code.UNAVAILABLE)).toBe(true);
   });
 
   it('reconnects after the node restarts on the same port', async () => {
