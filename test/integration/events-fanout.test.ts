@@ -1,0 +1,165 @@
+// Three real gateway processes sharing one real Redis: fan-out, order, isolation, slow consumers.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeEvent } from '../../src/protocol/codec.js';
+import {
+  connect, eventsOf, httpPublish, id, publish, startGateways, stopGateways, subscribe, uniquePrefix, until, waitEvents,
+} from '../helpers/events.js';
+import { testToken, type GatewayProcess } from '../helpers/gateway.js';
+import type { TestClient } from '../helpers/ws-client.js';
+
+const REDIS = process.env.RELAYGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('events across three gateways on one Redis', () => {
+  const prefix = uniquePrefix();
+  let gateways: GatewayProcess[];
+  let redis: Redis;
+  const clients: TestClient[] = [];
+  const open = async (...args: Parameters<typeof connect>): Promise<TestClient> => {
+    const c = await connect(...args);
+    clients.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    gateways = await startGateways(3, {
+      RELAYGATE_REDIS_URL: REDIS,
+      RELAYGATE_REDIS_PREFIX: prefix,
+      RELAYGATE_MAX_IN_FLIGHT: '20000',
+      RELAYGATE_RATE_LIMIT: '1000000',
+      RELAYGATE_RATE_BURST: '1000000',
+    });
+    redis = new Redis(REDIS);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.terminate();
+    redis?.disconnect();
+    await stopGateways(gateways ?? []);
+  });
+
+  it('delivers each event, from WebSocket, HTTP or raw Redis, exactly once to every subscription on every gateway', async () => {
+    const [a, b, c] = gateways;
+    const subs = [await open(a!), await open(a!), await open(b!), await open(c!), await open(c!, { subprotocol: 'json' })];
+    for (const s of subs) await subscribe(s, 'rooms/1');
+    const publisher = await open(a!);
+    expect((await publish(publisher, 'rooms/1', 'via ws')).kind).toBe('ack');
+    expect((await httpPublish(b!, await testToken(), 'rooms/1', 'via http')).status).toBe(200);
+    const raw = encodeEvent({ topic: 'ignored', payload: Buffer.from('via raw redis'), contentType: 'text/plain', publishedMs: Date.now() });
+    await redis.publish(`${prefix}:default:rooms/1`, Buffer.from(raw));
+    // A marker published last: once it arrived everywhere, any duplicate would have arrived too.
+    await publish(publisher, 'rooms/1', 'marker');
+    for (const s of subs) await waitEvents(s, 'rooms/1', 4);
+    for (const s of subs) {
+      expect(eventsOf(s, 'rooms/1').map((e) => e.text)).toEqual(['via ws', 'via http', 'via raw redis', 'marker']);
+    }
+    // One Redis subscription per topic per gateway, however many local subscribers.
+    expect(await redis.pubsub('NUMSUB', `${prefix}:default:rooms/1`)).toEqual([`${prefix}:default:rooms/1`, 3]);
+  });
+
+  it('keeps the order of 10,000 events from one publisher on one topic, on every other gateway', async () => {
+    const [a, b, c] = gateways;
+    const subB = await open(b!);
+    const subC = await open(c!, { subprotocol: 'json' });
+    await subscribe(subB, 'ticks');
+    await subscribe(subC, 'ticks');
+    const publisher = await open(a!);
+    const total = 10_000;
+    const ids: number[] = [];
+    for (let i = 0; i < total; i++) {
+      const frameId = id();
+      ids.push(frameId);
+      publisher.send({ id: frameId, publish: { topic: 'ticks', payload: Buffer.from(String(i)).toString('base64') } });
+    }
+    await until('every publish acknowledged', () => publisher.received.filter((f) => f.kind === 'ack').length === total, 60_000);
+    const expected = Array.from({ length: total }, (_, i) => String(i));
+    for (const s of [subB, subC]) {
+      const got = await waitEvents(s, 'ticks', total, 60_000);
+      expect(got.length).toBe(total);
+      expect(got.map((e) => e.text)).toEqual(expected);
+    }
+  });
+
+  it('denies publishing and subscribing without a grant on every path, with the connection kept open', async () => {
+    const [a, b] = gateways;
+    const limited = await open(a!, { scope: 'subscribe:chat/* publish:chat/*' });
+    const denied = await publish(limited, 'rooms/secret', 'nope');
+    expect(denied.kind).toBe('error');
+    expect(denied.body.code).toBe(7);
+    const sub = await limited.request({ id: id(), subscribe: { topic: 'rooms/secret' } });
+    expect(sub.kind).toBe('error');
+    expect(sub.body.code).toBe(7);
+    expect((await publish(limited, 'chat/ok', 'fine')).kind).toBe('ack');
+
+    const limitedToken = await testToken({ scope: 'publish:chat/*' });
+    const http = await httpPublish(b!, limitedToken, 'rooms/secret', 'nope');
+    expect(http.status).toBe(403);
+    expect(http.body.code).toBe('PERMISSION_DENIED');
+    expect((await httpPublish(b!, undefined, 'rooms/secret', 'nope')).status).toBe(401);
+  });
+
+  it('keeps tenants apart on WebSocket, HTTP and raw Redis paths', async () => {
+    const [a, b, c] = gateways;
+    const acmeSub = await open(c!, { tenant: 'acme' });
+    const globexSub = await open(b!, { tenant: 'globex' });
+    await subscribe(acmeSub, 'shared/topic');
+    await subscribe(globexSub, 'shared/topic');
+
+    const acmePub = await open(a!, { tenant: 'acme' });
+    await publish(acmePub, 'shared/topic', 'acme ws');
+    await httpPublish(a!, await testToken({ tenant: 'acme' }), 'shared/topic', 'acme http');
+    await redis.publish(`${prefix}:acme:shared/topic`, Buffer.from(encodeEvent({ topic: 'shared/topic', payload: Buffer.from('acme raw'), publishedMs: 0 })));
+    // A raw message naming another tenant's topic inside the Event does not cross over either.
+    await redis.publish(`${prefix}:acme:shared/topic`, Buffer.from(encodeEvent({ topic: '../globex/shared/topic', payload: Buffer.from('acme raw 2'), publishedMs: 0 })));
+    const globexPub = await open(a!, { tenant: 'globex' });
+    await publish(globexPub, 'shared/topic', 'globex marker');
+
+    await waitEvents(acmeSub, 'shared/topic', 4);
+    await waitEvents(globexSub, 'shared/topic', 1);
+    await publish(acmePub, 'shared/topic', 'acme marker');
+    await waitEvents(acmeSub, 'shared/topic', 5);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(eventsOf(acmeSub, 'shared/topic').map((e) => e.text)).toEqual(['acme ws', 'acme http', 'acme raw', 'acme raw 2', 'acme marker']);
+    expect(eventsOf(globexSub, 'shared/topic').map((e) => e.text)).toEqual(['globex marker']);
+  });
+});
+
+describe('slow consumers', () => {
+  let gateways: GatewayProcess[];
+  const clients: TestClient[] = [];
+  const open = async (...args: Parameters<typeof connect>): Promise<TestClient> => {
+    const c = await connect(...args);
+    clients.push(c);
+    return c;
+  };
+  beforeAll(async () => {
+    gateways = await startGateways(2, { RELAYGATE_REDIS_URL: REDIS, RELAYGATE_REDIS_PREFIX: uniquePrefix(), RELAYGATE_MAX_BACKPRESSURE: '1mb' });
+  });
+  afterAll(async () => {
+    for (const c of clients) c.terminate();
+    await stopGateways(gateways ?? []);
+  });
+
+  it('closes a stalled subscriber with 4008 while another subscriber on the same gateway keeps receiving', async () => {
+    const [a, b] = gateways;
+    const stalled = await open(b!);
+    const healthy = await open(b!);
+    await subscribe(stalled, 'bulk');
+    await subscribe(healthy, 'bulk');
+    // Stop reading: the gateway's send buffer for this socket fills once the kernel's buffers are full.
+    (stalled.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const publisher = await open(a!);
+    const chunk = Buffer.alloc(64 * 1024, 120).toString('base64');
+    const total = 400; // ~26 MB: well past the kernel's socket buffers plus the 1 MB limit
+    // Paced in windows the healthy reader keeps up with, as a live feed would be.
+    for (let sent = 0; sent < total; sent += 10) {
+      for (let i = 0; i < 10; i++) publisher.send({ id: id(), publish: { topic: 'bulk', payload: chunk } });
+      await waitEvents(healthy, 'bulk', sent + 10, 30_000);
+    }
+    expect(eventsOf(healthy, 'bulk')).toHaveLength(total);
+    expect(healthy.ws.readyState).toBe(1);
+    (stalled.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    const closed = await stalled.closed;
+    expect(closed.code).toBe(4008);
+    expect(eventsOf(stalled, 'bulk').length).toBeLessThan(total);
+  });
+});
