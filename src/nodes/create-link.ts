@@ -1,4 +1,5 @@
 // Picks the link implementation for a node URL by its scheme.
+import type { Logger } from '../log.js';
 import { BinaryNodeLink } from './binary-link.js';
 import { HttpNodeLink } from './http-link.js';
 import type { NodeLink } from './node-link.js';
@@ -8,6 +9,8 @@ export interface NodeLinkOptions {
   readonly connections: number;
   /** Largest reply or frame accepted from the node. */
   readonly maxReplyBytes?: number;
+  /** Where a link reports connection trouble (the binary link logs lost connections and protocol violations). */
+  readonly log?: Logger;
 }
 
 /** A node URL whose scheme no link speaks. */
@@ -28,7 +31,11 @@ export function createNodeLink(url: string, options: NodeLinkOptions): NodeLink 
     case 'relaygate+tcp':
     case 'relaygate+tls':
       // A few multiplexed connections carry what HTTP needs a hundred for.
-      return new BinaryNodeLink(url, { connections: Math.min(options.connections, 4), maxFrameBytes: options.maxReplyBytes });
+      return new BinaryNodeLink(url, {
+        connections: Math.min(options.connections, 4),
+        ...(options.maxReplyBytes !== undefined ? { maxFrameBytes: options.maxReplyBytes } : {}),
+        ...(options.log ? { log: options.log } : {}),
+      });
     default:
       throw new UnsupportedNodeUrlError(url);
   }
