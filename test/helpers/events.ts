@@ -133,7 +133,13 @@ export async function waitEvents(c: TestClient, topic: string, count: number, ti
   return eventsOf(c, topic);
 }
 
-/** Frame kinds in arrival order (for checking replay/Ack/live ordering). */
-export function kinds(c: TestClient): string[] {
-  return c.received.map((f) => f.kind);
+/** Records the kind of every frame `c` receives from now on, in arrival order (replies included). */
+export function recordKinds(c: TestClient): string[] {
+  const out: string[] = [];
+  // Runs right after the client's own listener queued the frame.
+  c.ws.on('message', () => {
+    const f = c.received[c.received.length - 1];
+    if (f) out.push(f.kind);
+  });
+  return out;
 }

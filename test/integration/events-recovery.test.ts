@@ -1,0 +1,130 @@
+// History and recovery across two real gateway processes on one real Redis.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  connect, eventsOf, httpPublish, recordKinds, publish, startGateways, stopGateways, subscribe, uniquePrefix, until, waitEvents,
+  type Position,
+} from '../helpers/events.js';
+import { testToken, type GatewayProcess } from '../helpers/gateway.js';
+import type { TestClient } from '../helpers/ws-client.js';
+
+const REDIS = process.env.RELAYGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('recovery after a disconnect', () => {
+  let gateways: GatewayProcess[];
+  const clients: TestClient[] = [];
+  const open = async (g: GatewayProcess): Promise<TestClient> => {
+    const c = await connect(g);
+    clients.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    gateways = await startGateways(2, {
+      RELAYGATE_REDIS_URL: REDIS,
+      RELAYGATE_REDIS_PREFIX: uniquePrefix(),
+      RELAYGATE_HISTORY: 'feeds/**=5:1h,streams/**=1000:1h',
+      RELAYGATE_MAX_IN_FLIGHT: '2000',
+    });
+  });
+  afterAll(async () => {
+    for (const c of clients) c.terminate();
+    await stopGateways(gateways ?? []);
+  });
+
+  async function publishAll(c: TestClient, topic: string, texts: string[]): Promise<Position[]> {
+    const out: Position[] = [];
+    for (const text of texts) {
+      const ack = await publish(c, topic, text);
+      expect(ack.kind).toBe('ack');
+      const p = ack.body.position as { offset: number; epoch: string };
+      out.push({ offset: Number(p.offset), epoch: p.epoch });
+    }
+    return out;
+  }
+
+  it('resumes cleanly on another gateway: missed events, then the Ack, then live events', async () => {
+    const [a, b] = gateways;
+    const first = await open(a!);
+    const ack0 = await subscribe(first, 'feeds/x');
+    expect(ack0.position).toBeUndefined(); // nothing published yet
+    const publisher = await open(b!);
+    const [p1, p2] = await publishAll(publisher, 'feeds/x', ['e1', 'e2']);
+    expect(p1).toMatchObject({ offset: 1 });
+    expect(p2).toEqual({ offset: 2, epoch: p1!.epoch });
+    const seen = await waitEvents(first, 'feeds/x', 2);
+    expect(seen.map((e) => e.position)).toEqual([p1, p2]);
+    first.terminate();
+
+    await publishAll(publisher, 'feeds/x', ['e3', 'e4']);
+    const second = await open(b!);
+    const arrived = recordKinds(second);
+    const ack = await subscribe(second, 'feeds/x', { recover: true, since: seen[1]!.position! });
+    expect(ack).toEqual({ position: { offset: 4, epoch: p1!.epoch }, replayed: 2, recovered: true });
+    await publishAll(publisher, 'feeds/x', ['e5']);
+    await waitEvents(second, 'feeds/x', 3);
+    expect(eventsOf(second, 'feeds/x').map((e) => [e.text, e.position!.offset])).toEqual([['e3', 3], ['e4', 4], ['e5', 5]]);
+    expect(arrived).toEqual(['event', 'event', 'ack', 'event']);
+  });
+
+  it('tells a client whose position is older than the history that it must reload, replaying what is held', async () => {
+    const [a, b] = gateways;
+    const publisher = await open(a!);
+    const [p1] = await publishAll(publisher, 'feeds/y', ['y1']);
+    await publishAll(publisher, 'feeds/y', ['y2', 'y3', 'y4', 'y5', 'y6', 'y7', 'y8', 'y9']);
+    const late = await open(b!);
+    const ack = await subscribe(late, 'feeds/y', { recover: true, since: p1! });
+    expect(ack).toEqual({ position: { offset: 9, epoch: p1!.epoch }, replayed: 5, recovered: false });
+    expect(eventsOf(late, 'feeds/y').map((e) => e.text)).toEqual(['y5', 'y6', 'y7', 'y8', 'y9']);
+  });
+
+  it('replays nothing for a position of another epoch and says recovered false', async () => {
+    const [a] = gateways;
+    const publisher = await open(a!);
+    await publishAll(publisher, 'feeds/z', ['z1', 'z2']);
+    const c = await open(a!);
+    const ack = await subscribe(c, 'feeds/z', { recover: true, since: { offset: 1, epoch: 'not-this-one' } });
+    expect(ack).toMatchObject({ replayed: 0, recovered: false, position: { offset: 2 } });
+    expect(eventsOf(c, 'feeds/z')).toEqual([]);
+  });
+
+  it('answers POST /v1/publish with the position on history topics and {} elsewhere', async () => {
+    const [a] = gateways;
+    const token = await testToken();
+    const kept = await httpPublish(a!, token, 'feeds/http', 'h1');
+    expect(kept.status).toBe(200);
+    expect(kept.body).toMatchObject({ offset: '1' });
+    expect(String(kept.body.epoch)).not.toBe('');
+    expect(await httpPublish(a!, token, 'plain/http', 'p1')).toEqual({ status: 200, body: {} });
+  });
+
+  it('loses and repeats nothing while resubscribing with recover during a stream of publishes', async () => {
+    const [a, b] = gateways;
+    const publisher = await open(a!);
+    const total = 400;
+    let published = 0;
+    const pumping = (async () => {
+      // Up to 20 in flight, so the stream keeps flowing while the subscriber moves.
+      while (published < total) {
+        const batch = Array.from({ length: Math.min(20, total - published) }, () => published++);
+        await Promise.all(batch.map((i) => publish(publisher, 'streams/live', `s${i}`)));
+      }
+    })();
+    const first = await open(b!);
+    await subscribe(first, 'streams/live');
+    await until('some events', () => eventsOf(first, 'streams/live').length >= 50);
+    first.terminate();
+    const before = eventsOf(first, 'streams/live');
+    const last = before[before.length - 1]!.position!;
+    const second = await open(a!);
+    const ack = await subscribe(second, 'streams/live', { recover: true, since: last });
+    expect(ack.recovered).toBe(true);
+    await pumping;
+    await until('the last event', () => eventsOf(second, 'streams/live').some((e) => e.position!.offset === total));
+    await new Promise((r) => setTimeout(r, 200));
+    const after = eventsOf(second, 'streams/live');
+    const offsets = [...before, ...after].map((e) => e.position!.offset);
+    const firstOffset = offsets[0]!;
+    expect(offsets).toEqual(Array.from({ length: total - firstOffset + 1 }, (_, i) => firstOffset + i));
+    expect(after.map((e) => e.text)).toEqual(after.map((e) => `s${e.position!.offset - 1}`));
+  });
+});
