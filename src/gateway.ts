@@ -8,7 +8,8 @@ import { RedisBus } from './bus/redis-bus.js';
 import { EventsHub } from './bus/hub.js';
 import { HistoryPolicy } from './bus/history-policy.js';
 import { BusMetrics } from './bus/metrics.js';
-import { ConfigError, type SettingValues } from './config.js';
+import { computeOptionsFrom, NodePoolCompute } from './balancer/compute-service.js';
+import type { SettingValues } from './config.js';
 import { Close, Code, GatewayError } from './errors.js';
 import type { Logger } from './log.js';
 import { GatewayMetrics } from './metrics/metrics.js';
@@ -38,10 +39,12 @@ export interface Gateway {
 /** How often drain re-checks whether in-flight work has finished. */
 const DRAIN_POLL_MS = 20;
 
-// ---- Compute: the balancer over RELAYGATE_NODES, or no compute at all.
-function createCompute(values: SettingValues, _log: Logger, _metrics: GatewayMetrics): ComputeService {
-  if (values.nodes && values.nodes.length > 0) {
-    throw new ConfigError('RELAYGATE_NODES', 'compute nodes are not supported by this build');
+// ---- Compute: the balancer over RELAYGATE_NODES and the Redis node registry, or no compute at all.
+async function createCompute(values: SettingValues, log: Logger, metrics: GatewayMetrics): Promise<ComputeService> {
+  if ((values.nodes && values.nodes.length > 0) || values.redisUrl) {
+    const compute = new NodePoolCompute(computeOptionsFrom(values), log.child({ part: 'compute' }), { registry: metrics.registry });
+    await compute.start();
+    return compute;
   }
   return new NoComputeService();
 }
@@ -83,7 +86,7 @@ export async function startGateway(values: SettingValues, log: Logger): Promise<
     permessageDeflate: values.permessageDeflate,
   }, metrics);
 
-  const compute = createCompute(values, log, metrics);
+  const compute = await createCompute(values, log, metrics);
   const events = createEvents(values, transport.fanout, log, metrics, gatewayId);
 
   const invoker = new Invoker(compute, events, { invokeTimeout: values.invokeTimeout, invokeMaxTimeout: values.invokeMaxTimeout }, log);

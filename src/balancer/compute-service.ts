@@ -100,6 +100,9 @@ const RETRY_AFTER_MAX_MS = 5_000;
 /** retry_after_ms when no node is reachable at all. */
 const NO_NODE_RETRY_AFTER_MS = 1_000;
 
+/** How long close() waits for calls in flight before closing their links. */
+const CLOSE_GRACE_MS = 5_000;
+
 /** One invocation from arrival to its terminal answer, across queueing and attempts. */
 class PendingInvoke implements NodeCallHandler {
   done = false;
@@ -187,9 +190,22 @@ export class NodePoolCompute implements ComputeService {
     }
   }
 
-  /** Reads the Redis registry (when configured); resolves once the nodes registered now are known. */
-  async start(): Promise<void> {
-    await this.watcher?.start();
+  /**
+   * Reads the Redis registry (when configured); resolves once the nodes registered now are known,
+   * or after `waitMs` when Redis is not answering (the registry keeps trying in the background).
+   */
+  async start(waitMs = 5_000): Promise<void> {
+    if (!this.watcher) return;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'late'>((resolve) => { timer = setTimeout(resolve, waitMs, 'late'); });
+    try {
+      const outcome = await Promise.race([this.watcher.start().then(() => 'read' as const), gaveUp]);
+      if (outcome === 'late') this.log.warn({ waitMs }, 'node registry not read yet; continuing with the nodes known so far');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'node registry read failed; retrying in the background');
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   ready(): boolean {
@@ -494,8 +510,16 @@ export class NodePoolCompute implements ComputeService {
       this.finishError(p, new GatewayError(Code.UNAVAILABLE, 'gateway shutting down', { retryAfterMs: NO_NODE_RETRY_AFTER_MS }));
     }
     for (const node of this.byKey.values()) clearTimeout(node.healthTimer);
-    // In-flight calls end by their answer, their deadline or their signal (the gateway aborts them on drain).
-    if (this.balancer.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    // In-flight calls end by their answer, their deadline or their signal (the gateway aborts them on
+    // drain); whatever is still running after the grace ends UNAVAILABLE when its link closes.
+    if (this.balancer.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, CLOSE_GRACE_MS); }),
+      ]);
+      clearTimeout(timer);
+    }
     await Promise.all([...this.byKey.values()].map((node) => this.closeLink(node)));
   }
 }

@@ -40,31 +40,33 @@ export class RegistryWatcher {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeps = 0;
   private closed = false;
-  private initialDone = false;
 
   constructor(private readonly options: RegistryWatcherOptions, private readonly listener: RegistryListener, private readonly log: Logger) {
     this.keys = registryKeys(options.redisPrefix);
     this.ttlMs = registrationTtlMs(options.heartbeatMs);
     this.commands = openRegistryRedis(options.redisUrl, options.redisCluster, 'relaygate-registry');
-    this.subscriber = openRegistryRedis(options.redisUrl, options.redisCluster, 'relaygate-registry-sub');
+    // The subscription waits for Redis however long it takes; commands fail fast and are retried by sweeps.
+    this.subscriber = openRegistryRedis(options.redisUrl, options.redisCluster, 'relaygate-registry-sub', null);
     for (const conn of [this.commands, this.subscriber]) conn.on('error', (err: Error) => this.log.warn({ err: err.message }, 'registry redis error'));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.keys.channel) this.onMessage(message);
     });
     // Messages may have been missed while disconnected: read everything again.
+    let connectedBefore = false;
     this.subscriber.on('ready', () => {
-      if (this.initialDone) void this.fullRead(false);
+      if (connectedBefore) void this.fullRead(false);
+      connectedBefore = true;
     });
   }
 
   /** Subscribes and reads the current registry; resolves once the known nodes were reported. */
   async start(): Promise<void> {
-    await this.subscriber.subscribe(this.keys.channel);
-    await this.fullRead(true);
-    this.initialDone = true;
+    // Sweeps (and the periodic full read) run from now on, so a failed first read is retried.
     const period = Math.max(25, Math.floor(this.options.heartbeatMs / 4));
     this.sweepTimer = setInterval(() => void this.sweep(), period);
     this.sweepTimer.unref();
+    await this.subscriber.subscribe(this.keys.channel);
+    await this.fullRead(true);
   }
 
   async close(): Promise<void> {

@@ -54,6 +54,9 @@ export interface RelaygateNode {
   onClose(fn: () => Promise<void> | void): void;
 }
 
+/** After drain, how long replies still being written get before connections are cut. */
+const SERVER_CLOSE_GRACE_MS = 2_000;
+
 /** Creates a node serving `options.functions`. */
 export function createNode(options: NodeOptions): RelaygateNode {
   const host = new FunctionHost(options.functions, { maxConcurrency: options.maxConcurrency ?? 1024, ...(options.log ? { log: options.log } : {}) });
@@ -64,14 +67,31 @@ export function createNode(options: NodeOptions): RelaygateNode {
   const closers: (() => Promise<void> | void)[] = [];
   let closed = false;
 
-  const closeServer = async (): Promise<void> => {
+  /** Stops the server. Graceful: replies being written finish and idle connections close; force after a while. */
+  const closeServer = async (graceful: boolean): Promise<void> => {
     if (!server) return;
     const s = server;
     server = undefined;
-    await new Promise<void>((resolve) => {
-      s.close(() => resolve());
-      s.closeIdleConnections();
-    });
+    const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+    if (graceful) {
+      const until = Date.now() + SERVER_CLOSE_GRACE_MS;
+      let done = false;
+      void closed.then(() => { done = true; });
+      while (!done && Date.now() < until) {
+        s.closeIdleConnections();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    s.closeAllConnections();
+    await closed;
+  };
+
+  const shutDown = async (graceful: boolean): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await registrar?.stop();
+    for (const fn of closers) await fn();
+    await closeServer(graceful);
   };
 
   const node: RelaygateNode = {
@@ -120,18 +140,9 @@ export function createNode(options: NodeOptions): RelaygateNode {
       const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
       await Promise.race([host.idle(), grace]);
       clearTimeout(timer);
-      await node.close();
+      await shutDown(true);
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await registrar?.stop();
-      for (const fn of closers) await fn();
-      const s = server;
-      const closing = closeServer();
-      s?.closeAllConnections();
-      await closing;
-    },
+    close: () => shutDown(false),
     onClose(fn) {
       closers.push(fn);
     },

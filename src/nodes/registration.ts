@@ -77,8 +77,8 @@ export function parseRegistryMessage(text: string): RegistryMessage | undefined 
 }
 
 /** A Redis connection for registry use: a single server URL, or comma-separated Cluster seeds. */
-export function openRegistryRedis(url: string, cluster: boolean, name: string): Redis | Cluster {
-  const options = { connectionName: name, maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false };
+export function openRegistryRedis(url: string, cluster: boolean, name: string, maxRetriesPerRequest: number | null = 2): Redis | Cluster {
+  const options = { connectionName: name, maxRetriesPerRequest, enableOfflineQueue: true, lazyConnect: false };
   if (!cluster) return new Redis(url, options);
   const seeds = url.split(',').map((seed) => {
     const u = new URL(seed.trim());
