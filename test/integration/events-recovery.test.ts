@@ -1,5 +1,7 @@
 // History and recovery across two real gateway processes on one real Redis.
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeEvent } from '../../src/protocol/codec.js';
 import {
   connect, eventsOf, httpPublish, recordKinds, publish, startGateways, stopGateways, subscribe, uniquePrefix, until, waitEvents,
   type Position,
@@ -11,6 +13,7 @@ const REDIS = process.env.RELAYGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 describe('recovery after a disconnect', () => {
   let gateways: GatewayProcess[];
+  const prefix = uniquePrefix();
   const clients: TestClient[] = [];
   const open = async (g: GatewayProcess): Promise<TestClient> => {
     const c = await connect(g);
@@ -21,7 +24,7 @@ describe('recovery after a disconnect', () => {
   beforeAll(async () => {
     gateways = await startGateways(2, {
       RELAYGATE_REDIS_URL: REDIS,
-      RELAYGATE_REDIS_PREFIX: uniquePrefix(),
+      RELAYGATE_REDIS_PREFIX: prefix,
       RELAYGATE_HISTORY: 'feeds/**=5:1h,streams/**=1000:1h',
       RELAYGATE_MAX_IN_FLIGHT: '2000',
     });
@@ -126,5 +129,33 @@ describe('recovery after a disconnect', () => {
     const firstOffset = offsets[0]!;
     expect(offsets).toEqual(Array.from({ length: total - firstOffset + 1 }, (_, i) => firstOffset + i));
     expect(after.map((e) => e.text)).toEqual(after.map((e) => `s${e.position!.offset - 1}`));
+  });
+
+  it('closes a live subscription with 4010 when an offset is skipped, and a resubscribe with recover fills the hole', async () => {
+    const [a, b] = gateways;
+    const subscriber = await open(b!);
+    await subscribe(subscriber, 'streams/gap');
+    const publisher = await open(a!);
+    const [p1] = await publishAll(publisher, 'streams/gap', ['g1']);
+    await waitEvents(subscriber, 'streams/gap', 1);
+
+    // An event appended to the history whose live message never went out (as when a link drops it).
+    const redis = new Redis(REDIS);
+    try {
+      const channel = `${prefix}:default:streams/gap`;
+      const offset = await redis.hincrby(`{${channel}}:meta`, 'top', 1);
+      const lost = encodeEvent({ topic: 'streams/gap', payload: Buffer.from('g2'), publishedMs: Date.now(), position: { offset, epoch: p1!.epoch } });
+      await redis.xadd(`{${channel}}:stream`, `${offset}-0`, 'e', Buffer.from(lost));
+    } finally {
+      redis.disconnect();
+    }
+    await publishAll(publisher, 'streams/gap', ['g3']);
+    expect((await subscriber.closed).code).toBe(4010);
+    expect(eventsOf(subscriber, 'streams/gap').map((e) => e.text)).toEqual(['g1']);
+
+    const again = await open(b!);
+    const ack = await subscribe(again, 'streams/gap', { recover: true, since: p1! });
+    expect(ack).toEqual({ position: { offset: 3, epoch: p1!.epoch }, replayed: 2, recovered: true });
+    expect(eventsOf(again, 'streams/gap').map((e) => e.text)).toEqual(['g2', 'g3']);
   });
 });
