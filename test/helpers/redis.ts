@@ -35,6 +35,7 @@ export interface RedisServerOptions {
 export class RedisServer {
   private child: ChildProcess | undefined;
   private readonly dir: string;
+  private busPort: number | undefined;
 
   private constructor(readonly port: number, private readonly options: RedisServerOptions) {
     this.dir = mkdtempSync(join(tmpdir(), 'relaygate-redis-'));
@@ -59,7 +60,11 @@ export class RedisServer {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--protected-mode', 'no'];
     if (this.options.persistent) args.push('--appendonly', 'yes', '--appendfsync', 'always');
     else args.push('--appendonly', 'no');
-    if (this.options.cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '3000');
+    if (this.options.cluster) {
+      // The cluster bus gets its own free port (the default, port + 10000, may be taken or out of range).
+      this.busPort ??= await freePort();
+      args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '3000', '--cluster-port', String(this.busPort));
+    }
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let output = '';
