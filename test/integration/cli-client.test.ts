@@ -250,6 +250,26 @@ describe('RelaygateClient', () => {
     expect(err.code).toBe(Code.UNAVAILABLE);
   });
 
+  it('announces a draining gateway with goAway, then a close that invites a reconnect', async () => {
+    const draining = await startTestGateway({ RELAYGATE_DRAIN_GRACE: '200ms', RELAYGATE_CLOSE_SPREAD: '100ms' });
+    try {
+      const client = await RelaygateClient.connect(draining.wsUrl, { token: await testToken() });
+      const goAway = new Promise((resolve) => client.once('goAway', resolve));
+      const drained = draining.gateway.drain();
+      await expect(goAway).resolves.toMatchObject({ reconnectWithinMs: expect.any(Number) });
+      await expect(client.closedInfo).resolves.toMatchObject({ code: 1001, reconnect: true, needsFreshToken: false });
+      await drained;
+    } finally {
+      await draining.close();
+    }
+  });
+
+  it('says a close for an expired credential needs a fresh token', async () => {
+    const client = await open({ token: await testToken({ ttlMs: 1_000 }) });
+    await expect(client.closedInfo).resolves.toMatchObject({ code: 4001, reconnect: true, needsFreshToken: true });
+    expect((await rejection(client.ping())).closeCode).toBe(4001);
+  });
+
   it('a closed client rejects new requests at once and says why it closed', async () => {
     const client = await open();
     const info = await client.close();
