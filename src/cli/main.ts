@@ -34,19 +34,19 @@ const commands: Record<Command, CommandSpec> = {
   },
   call: {
     summary: 'invoke a function over WebSocket and print the result',
-    usage: 'relaygate call <function> --data <text|@file> [--json] [--timeout 5s] [--meta k=v] [--insecure]',
+    usage: 'relaygate call <function> --data <text|@file|@-> [--content-type T] [--timeout 5s] [--meta k=v,...] [--job-topic T] [--json] [--insecure]',
     booleanFlags: ['json', 'insecure'],
     run: async (s) => (await import('./call.js')).runCall(s.values, s.args),
   },
   sub: {
     summary: 'subscribe to a topic and print each event as a JSON line',
-    usage: 'relaygate sub <topic> [--recover] [--insecure]',
+    usage: 'relaygate sub <topic>... [--recover | --since offset:epoch] [--json] [--insecure]',
     booleanFlags: ['recover', 'insecure', 'json'],
     run: async (s) => (await import('./sub.js')).runSub(s.values, s.args),
   },
   pub: {
     summary: 'publish one event to a topic',
-    usage: 'relaygate pub <topic> --data <text|@file> [--content-type T] [--insecure]',
+    usage: 'relaygate pub <topic> --data <text|@file|@-> [--content-type T] [--json] [--insecure]',
     booleanFlags: ['insecure', 'json'],
     run: async (s) => (await import('./pub.js')).runPub(s.values, s.args),
   },
