@@ -347,8 +347,8 @@ export class NodePoolCompute implements ComputeService {
     const code = failure.error.code;
     node.metrics.latency.observe((performance.now() - p.sentAt) / 1000);
     this.metrics.error(node.key, codeName(code));
-    if (failure.connectionError) this.rotation(node, node.recordFailure(now, true));
-    else if (code === Code.INTERNAL || code === Code.UNAVAILABLE || code === Code.UNKNOWN) this.rotation(node, node.recordFailure(now, false));
+    if (failure.connectionError) this.nodeFailed(node, now, true);
+    else if (code === Code.INTERNAL || code === Code.UNAVAILABLE || code === Code.UNKNOWN) this.nodeFailed(node, now, false);
     else if (code !== Code.CANCELLED && code !== Code.DEADLINE_EXCEEDED) this.rotation(node, node.recordSuccess(now));
     if (failure.drain) this.rotation(node, node.startDraining(now), 'node asked to drain');
 
@@ -364,6 +364,16 @@ export class NodePoolCompute implements ComputeService {
       p.sink.error(failure.error);
     }
     this.afterRelease(node);
+  }
+
+  /** Counts a failure toward ejection; an ejection is counted even when the node was already out for another reason. */
+  private nodeFailed(node: PoolNode, now: number, connection: boolean): void {
+    const wasEjected = node.ejected;
+    const change = node.recordFailure(now, connection);
+    if (!wasEjected && node.ejected) {
+      this.metrics.ejected(node.key);
+      this.log.warn({ node: node.key, forMs: node.ejectionMs(), inRow: node.ejectionsInRow, connection }, 'node ejected');
+    } else this.rotation(node, change);
   }
 
   private mayRetry(p: PendingInvoke): boolean {
@@ -485,12 +495,7 @@ export class NodePoolCompute implements ComputeService {
   private rotation(node: PoolNode, change: RotationChange, why?: string): void {
     if (change === undefined) return;
     if (change === 'out') {
-      if (node.ejected) {
-        this.metrics.ejected(node.key);
-        this.log.warn({ node: node.key, forMs: node.ejectionMs(), inRow: node.ejectionsInRow }, 'node ejected');
-      } else {
-        this.log.warn({ node: node.key, healthy: node.healthy, draining: node.draining, why }, 'node out of rotation');
-      }
+      this.log.warn({ node: node.key, healthy: node.healthy, draining: node.draining, why }, 'node out of rotation');
       return;
     }
     this.log.info({ node: node.key, why }, 'node in rotation (slow start)');
