@@ -14,7 +14,9 @@ export interface RawWsOptions {
   /** Extra request headers, e.g. authorization. */
   headers?: Record<string, string>;
   /** Loopback source address to spread connections over (each has its own ephemeral ports). */
-  localAddress?: string;
+  localAddress?: string | undefined;
+  /** Source port (with localAddress): no kernel search for a free port, which gets slow with many sockets. */
+  localPort?: number | undefined;
 }
 
 export interface RawWsHandlers {
@@ -45,7 +47,11 @@ export class RawWs {
       (opcode, buf, start, end) => this.onFrame(opcode, buf, start, end),
       (why) => this.fail({ error: why }),
     );
-    const socket = connect({ host: opts.host, port: opts.port, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}), noDelay: true });
+    const socket = connect({
+      host: opts.host, port: opts.port, noDelay: true,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+      ...(opts.localPort ? { localPort: opts.localPort } : {}),
+    });
     this.socket = socket;
     socket.on('connect', () => {
       let request = `GET ${opts.path} HTTP/1.1\r\nHost: ${opts.host}:${opts.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
@@ -80,6 +86,13 @@ export class RawWs {
     this.ended = true;
     this.open = false;
     this.socket.destroy();
+  }
+
+  /** Ends the socket with a TCP reset: no TIME_WAIT is left holding the source port. */
+  reset(): void {
+    this.ended = true;
+    this.open = false;
+    if (!this.socket.destroyed) this.socket.resetAndDestroy();
   }
 
   private onData(chunk: Buffer): void {

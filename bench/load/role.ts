@@ -21,9 +21,18 @@ export type Emit = (event: Record<string, number | string>) => void;
 
 export type RoleFactory = (config: Record<string, unknown>, emit: Emit) => Role;
 
-/** Source addresses 127.0.0.1 .. 127.0.0.n: each has its own ~28k ephemeral ports towards one server port. */
-export function loopbackSources(count: number): string[] {
-  return Array.from({ length: Math.max(1, count) }, (_, i) => `127.0.0.${i + 1}`);
+/**
+ * Source addresses 127.0.0.1 .. 127.0.0.n: each has its own ~28k ephemeral ports towards one
+ * server port. 0 = let the kernel pick at connect, which is much cheaper than binding first
+ * (a bind to port 0 scans for a free port) and enough below ~28k connections per server port.
+ */
+export function loopbackSources(count: number): Array<string | undefined> {
+  return count <= 0 ? [undefined] : Array.from({ length: count }, (_, i) => `127.0.0.${i + 1}`);
+}
+
+/** How many source addresses `connections` to one server port need (0 = none bound). */
+export function sourcesFor(connectionsPerPort: number): number {
+  return connectionsPerPort <= 25_000 ? 0 : Math.ceil(connectionsPerPort / 25_000);
 }
 
 /** Opens `count` things with at most `concurrency` attempts pending; resolves when all settled. */

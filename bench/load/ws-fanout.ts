@@ -19,6 +19,7 @@ interface SubscribeConfig {
   token: string;
   topic: string;
   connections: number;
+  /** Loopback source addresses to spread over (0: none bound, see loopbackSources). */
   sources: number;
 }
 
@@ -47,7 +48,7 @@ export const createWsSubscribe: RoleFactory = (raw, emit) => {
     const gateway = cfg.target === 'gateway';
     new RawWs(
       {
-        host: cfg.host, port, path: gateway ? '/v1/ws' : '/sub', localAddress: sources[i % sources.length]!,
+        host: cfg.host, port, path: gateway ? '/v1/ws' : '/sub', localAddress: sources[i % sources.length],
         ...(gateway ? { protocol: 'relaygate.v1.proto', headers: { authorization: `Bearer ${cfg.token}` } } : {}),
       },
       {

@@ -11,8 +11,13 @@ interface Config {
   port: number;
   token: string;
   connections: number;
-  /** The loopback source address of this worker's connections (each has its own ephemeral ports). */
-  source: string;
+  /**
+   * The loopback source address of this worker's connections, used with explicit source ports
+   * from `portBase` (below the ephemeral range, so the kernel never searches for one); when
+   * absent the kernel picks both at connect.
+   */
+  source?: string;
+  portBase?: number;
   concurrency: number;
 }
 
@@ -36,7 +41,7 @@ export const createWsIdle: RoleFactory = (raw) => {
     const gateway = cfg.target === 'gateway';
     new RawWs(
       {
-        host: cfg.host, port: cfg.port, path: gateway ? '/v1/ws' : '/sub', localAddress: cfg.source,
+        host: cfg.host, port: cfg.port, path: gateway ? '/v1/ws' : '/sub', localAddress: cfg.source, localPort: cfg.source ? (cfg.portBase ?? 10_000) + i : undefined,
         ...(gateway ? { protocol: 'relaygate.v1.proto', headers: { authorization: `Bearer ${cfg.token}` } } : {}),
       },
       {
@@ -63,7 +68,7 @@ export const createWsIdle: RoleFactory = (raw) => {
     },
     start() {},
     async stop() {
-      for (const c of conns) c.destroy();
+      for (const c of conns) c.reset();
     },
   };
 };

@@ -43,6 +43,7 @@ export async function connections(ctx: BenchContext): Promise<ScenarioResult> {
   const steps: StepResult[] = [];
   const notes: string[] = [];
   let sourceIndex = 0;
+  const runBase = 1 + Math.floor(Math.random() * 250); // a fresh 127.0.x.0/24 per run: no leftovers of an earlier run
 
   const climb = async (system: string, server: Server, role: string, config: Record<string, unknown>, maxConns: number): Promise<void> => {
     ctx.log(` ${system}`);
@@ -56,7 +57,11 @@ export async function connections(ctx: BenchContext): Promise<ScenarioResult> {
         if (need <= 0) continue;
         const cpu0 = procSample(server.pid).cpuMs;
         const shares = split(need, Math.ceil(need / PER_WORKER));
-        const started = await startWorkers('idle', role, shares, (_i, share) => ({ ...config, connections: share, source: `127.0.0.${(++sourceIndex % 250) + 1}`, concurrency: 256 }));
+        // Each raw worker connects from its own loopback address with explicit source ports: with
+        // tens of thousands of sockets (and TIME_WAITs) the kernel's own port search gets slow and fails.
+        const started = await startWorkers('idle', role, shares, (_i, share) => ({
+          ...config, connections: share, concurrency: 256, source: `127.0.${runBase}.${(sourceIndex++ % 250) + 2}`, portBase: 10_000,
+        }));
         workers.push(...started.workers);
         const connected = total(started.info, 'connected');
         const acceptMs = Math.max(...started.info.map((i) => i.connectMs ?? 0));

@@ -7,6 +7,7 @@ import type { CaseResult } from '../lib/measure.js';
 import type { LoadWorker, Server } from '../lib/procs.js';
 import { startRedis } from '../lib/procs.js';
 import { caseCharts, caseTable, ratio, type ScenarioResult } from '../lib/report.js';
+import { sourcesFor } from '../load/role.js';
 import { runCase, split, startWorkers } from './common.js';
 
 const TOPIC = 'bench/fanout';
@@ -41,6 +42,7 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
   const cases: CaseResult[] = [];
   const notes: string[] = [];
 
+  const sources = (m: number, ports: number): number => sourcesFor(Math.ceil(m / ports));
   const oneCase = async (m: number, system: string, servers: Server[], subRole: string, subConfig: Record<string, unknown>, pubRole: string, pubConfig: Record<string, unknown>): Promise<void> => {
     const { workers: subs, info } = await startWorkers('subscribers', subRole, split(m, SUBSCRIBER_WORKERS), (_i, share) => ({ ...subConfig, connections: share }));
     const connected = info.reduce((a, i) => a + (i.connected ?? 0), 0);
@@ -63,16 +65,16 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
   for (const m of p.subscribers) {
     ctx.log(` ${m} subscribers`);
     if (gateways.length) await oneCase(m, 'relaygate', [...gateways, redis],
-      'ws-subscribe', { target: 'gateway', host: '127.0.0.1', ports: gateways.map((g) => g.port), token, topic: TOPIC, sources: 4 },
+      'ws-subscribe', { target: 'gateway', host: '127.0.0.1', ports: gateways.map((g) => g.port), token, topic: TOPIC, sources: sources(m, 2) },
       'ws-publish', { target: 'gateway', host: '127.0.0.1', port: gateways[0]!.port, token, topic: TOPIC, ...pub });
     if (sios.length) await oneCase(m, 'socket.io + redis-adapter', [...sios, redis],
       'sio-subscribe', { host: '127.0.0.1', ports: sios.map((s) => s.port), token, topic: TOPIC },
       'sio-publish', { host: '127.0.0.1', ports: [sios[0]!.port], token, topic: TOPIC, ...pub });
     if (pipes.length) await oneCase(m, 'bare redis→ioredis→uWS', [...pipes, redis],
-      'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: pipes.map((s) => s.port), token: '', topic: 'bench', sources: 4 },
+      'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: pipes.map((s) => s.port), token: '', topic: 'bench', sources: sources(m, 2) },
       'redis-publish', { redisUrl, channel: 'bench-pipe', ...pub });
     if (uws) await oneCase(m, 'bare uWS topics', [uws],
-      'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: [uws.port], token: '', topic: 'bench', sources: 4 },
+      'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: [uws.port], token: '', topic: 'bench', sources: sources(m, 1) },
       'ws-publish', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '', topic: 'bench', ...pub });
   }
 
