@@ -251,6 +251,9 @@ class JoseVerifier implements TokenVerifier {
     } catch (err) {
       throw authErrorFor(err);
     }
+    // JSON reads 1e400 as Infinity, which jose lets through as a far-future expiry.
+    const expiresAtMs = Math.floor(payload.exp! * 1000);
+    if (!Number.isSafeInteger(expiresAtMs)) throw new AuthError('claims', { message: 'credential exp claim is out of range' });
     const subject = payload.sub;
     if (typeof subject !== 'string' || subject.length === 0) throw new AuthError('subject');
     const tenantValue = Object.hasOwn(payload, this.opts.tenantClaim) ? payload[this.opts.tenantClaim] : undefined;
@@ -265,7 +268,7 @@ class JoseVerifier implements TokenVerifier {
       subject,
       tenant,
       grants: compileGrants(scope, subject, this.onIgnoredGrant),
-      expiresAtMs: payload.exp! * 1000,
+      expiresAtMs,
     });
   }
 }

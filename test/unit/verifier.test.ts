@@ -122,6 +122,12 @@ describe('HS256 secret', () => {
     await expectReason(verifier, token, 'algorithm');
   });
 
+  it('rejects an exp too large to be a time (1e400 reads as Infinity)', async () => {
+    const payload = JSON.stringify(claims()).replace(/"exp":\d+/, '"exp":1e400');
+    const token = await new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+    await expectReason(verifier, token, 'claims');
+  });
+
   it('rejects a token whose payload was altered after signing', async () => {
     const [h, , s] = (await hs(claims({ scope: 'invoke:sha256' }))).split('.');
     await expectReason(verifier, `${h}.${b64url(claims({ scope: 'invoke:*' }))}.${s}`, 'signature');
