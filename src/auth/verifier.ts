@@ -63,6 +63,11 @@ export class AuthError extends GatewayError {
 /** The tenant of a token without a tenant claim (spec section 7). */
 export const DEFAULT_TENANT = 'default';
 
+/** Longest `sub` accepted; the subject travels in logs and in a header to compute nodes. */
+export const MAX_SUBJECT_LENGTH = 1024;
+// Control characters have no place in a subject and would break the header it travels in.
+const controlChars = /[\u0000-\u001f\u007f]/;
+
 /** Longest token accepted; larger input is refused before any parsing. */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
 
@@ -255,7 +260,9 @@ class JoseVerifier implements TokenVerifier {
     const expiresAtMs = Math.floor(payload.exp! * 1000);
     if (!Number.isSafeInteger(expiresAtMs)) throw new AuthError('claims', { message: 'credential exp claim is out of range' });
     const subject = payload.sub;
-    if (typeof subject !== 'string' || subject.length === 0) throw new AuthError('subject');
+    if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH || controlChars.test(subject)) {
+      throw new AuthError('subject');
+    }
     const tenantValue = Object.hasOwn(payload, this.opts.tenantClaim) ? payload[this.opts.tenantClaim] : undefined;
     let tenant = DEFAULT_TENANT;
     if (tenantValue !== undefined) {
