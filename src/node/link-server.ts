@@ -39,6 +39,8 @@ interface Connection {
   readonly wire: LinkWire;
   readonly running: Map<number, Running>;
   helloSeen: boolean;
+  /** The gateway echoed our drain: it sends no new request on this connection after the echo. */
+  drainAcked: boolean;
 }
 
 /**
@@ -52,6 +54,7 @@ export class LinkServer {
   private readonly maxInFlight: number;
   private readonly maxFrameBytes: number;
   private draining = false;
+  private goneWaiters: (() => void)[] = [];
 
   private constructor(private readonly functions: FunctionHost, private readonly opts: LinkServerOptions) {
     this.maxInFlight = opts.maxInFlight ?? 1024;
@@ -94,9 +97,14 @@ export class LinkServer {
     for (const c of this.connections) c.wire.send({ id: 0, drain: { reason: 'node draining' } });
   }
 
-  /** Stops accepting connections and closes the open ones; running requests are aborted. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting connections and closes the open ones. While draining, first waits (up to
+   * `graceMs`) until every gateway has echoed the drain and its requests are answered, so no
+   * request sent before a gateway saw the drain is lost; then running requests are aborted.
+   */
+  async close(graceMs = 5000): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.draining && this.connections.size > 0) await this.connectionsGone(graceMs);
     for (const c of this.connections) c.wire.end();
     // Give the peers a moment to read what was queued, then cut whatever is left.
     const cut = setTimeout(() => { for (const c of this.connections) c.wire.destroy(); }, 1000);
@@ -104,10 +112,26 @@ export class LinkServer {
     clearTimeout(cut);
   }
 
+  private connectionsGone(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.goneWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Ends a drained connection once the gateway has echoed the drain and nothing runs on it. */
+  private endIfDrained(conn: Connection): void {
+    if (this.draining && conn.drainAcked && conn.running.size === 0) conn.wire.end();
+  }
+
   private accept(socket: Socket): void {
     const conn: Connection = {
       running: new Map(),
       helloSeen: false,
+      drainAcked: false,
       wire: new LinkWire(socket, {
         maxFrameBytes: this.maxFrameBytes,
         pauseReadsWhileBlocked: true,
@@ -141,6 +165,10 @@ export class LinkServer {
     if ('cancel' in m) return this.cancel(conn, m.id);
     if ('ping' in m) return conn.wire.send({ id: 0, pong: { nonce: m.ping.nonce } });
     if ('pong' in m) return;
+    if ('drain' in m) {
+      conn.drainAcked = true;
+      return this.endIfDrained(conn);
+    }
     this.violation(conn, 'unexpected frame from gateway');
   }
 
@@ -197,10 +225,12 @@ export class LinkServer {
     running.done = true;
     conn.running.delete(id);
     conn.wire.send(terminal);
+    if (conn.drainAcked) this.endIfDrained(conn);
   }
 
   private onClose(conn: Connection, err: Error | undefined): void {
     this.connections.delete(conn);
+    if (this.connections.size === 0) for (const wake of this.goneWaiters.splice(0)) wake();
     for (const [, running] of conn.running) {
       running.done = true;
       running.call.abort(new GatewayError(Code.UNAVAILABLE, 'node link closed', { cause: err }));

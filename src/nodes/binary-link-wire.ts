@@ -24,6 +24,8 @@ export class LinkWire {
 
   constructor(readonly socket: Socket, private readonly opts: LinkWireOptions) {
     socket.setNoDelay(true);
+    // TCP keepalive catches a peer that vanished without a FIN even on an idle connection.
+    socket.setKeepAlive(true, 10_000);
     this.batch = new TurnBatch((items) => this.flush(items));
     this.parser = new FrameParser(opts.maxFrameBytes, (frame) => {
       if (!this.closed) opts.onMessage(decodeLinkFrame(frame));

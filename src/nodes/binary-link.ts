@@ -277,7 +277,12 @@ export class BinaryNodeLink implements NodeLink {
       return;
     }
     if ('ping' in m) return conn.wire!.send({ id: 0, pong: { nonce: m.ping.nonce } });
-    if ('drain' in m) return this.onDrain(m.drain.reason);
+    if ('drain' in m) {
+      // The echo tells the node nothing follows on this connection: it may close it once the
+      // requests already sent are answered.
+      conn.wire!.send({ id: 0, drain: { reason: 'acknowledged' } });
+      return this.onDrain(m.drain.reason);
+    }
     this.protocolFailure(conn, 'unexpected frame from the node');
   }
 
@@ -292,7 +297,10 @@ export class BinaryNodeLink implements NodeLink {
     this.draining = hello.draining ?? false;
     this.opts.onNodeInfo?.({ nodeId: this.nodeId, functions: hello.functions ?? [], weight: hello.weight || 1, draining: this.draining });
     this.wakeReadyWaiters();
-    if (this.draining) return this.failWaitingForDrain();
+    if (this.draining) {
+      conn.wire!.send({ id: 0, drain: { reason: 'acknowledged' } });
+      return this.failWaitingForDrain();
+    }
     this.pumpWaiting();
   }
 

@@ -97,6 +97,29 @@ describe('binary node link through the gateway', () => {
     expect(c.received.filter((f) => f.id >= 10 && f.id < 14)).toEqual([]);
   });
 
+  it('a node draining over the link mid-traffic: every invoke still succeeds, on the other node', async () => {
+    const a = await referenceNode({ RELAYGATE_NODE_ID: 'drain-a' });
+    const b = await referenceNode({ RELAYGATE_NODE_ID: 'drain-b' });
+    const gw = await gateway({ RELAYGATE_NODES: `relaygate+tcp://127.0.0.1:${a.linkPort},relaygate+tcp://127.0.0.1:${b.linkPort}`, RELAYGATE_SLOW_START: '0' });
+    const c = await client(gw);
+    const answers: Received[] = [];
+    let id = 100;
+    let stop = false;
+    const worker = async (): Promise<void> => {
+      while (!stop) answers.push(...(await invoke(c, id++, 'echo', 'x')));
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    await waitUntil(() => answers.filter((f) => f.body.nodeId === 'drain-a').length >= 20, 20_000, 'traffic on both nodes');
+    a.node.child.kill('SIGTERM');
+    expect(await a.node.exited).toBe(0);
+    const afterExit = answers.length;
+    await waitUntil(() => answers.length >= afterExit + 50, 20_000, 'traffic after the drain');
+    stop = true;
+    await Promise.all(workers);
+    expect(answers.filter((f) => f.kind !== 'result')).toEqual([]);
+    expect(answers.slice(afterExit).every((f) => f.body.nodeId === 'drain-b')).toBe(true);
+  });
+
   it('a node registered in Redis with a link URL is reached over the link, not HTTP', async () => {
     const prefix = `rg-link-${process.pid}-${Date.now()}`;
     const redis = { RELAYGATE_REDIS_URL: 'redis://127.0.0.1:6379', RELAYGATE_REDIS_PREFIX: prefix, RELAYGATE_REGISTRY_HEARTBEAT: '500ms' };
