@@ -164,7 +164,12 @@ export class Transport {
             if (this.draining) return reject(reply, 503, 'draining', new GatewayError(Code.UNAVAILABLE, 'gateway shutting down'));
             const data: SocketData = { id: randomBytes(12).toString('base64url'), subprotocol, principal };
             reply.done = true;
-            res.cork(() => res.upgrade(data, key, subprotocolNames[subprotocol], extensions, context));
+            // Deliberately not inside res.cork(): after an asynchronous upgrade, cork's epilogue
+            // can read HTTP state from memory that now belongs to the WebSocket and close the
+            // fresh socket (uNetworking/uWebSockets#1928, fixed upstream by #1929, not in the
+            // uWS 20.30 build used here). uWS prints a cork warning on stderr instead; a lost
+            // connection is worse than a log line.
+            res.upgrade(data, key, subprotocolNames[subprotocol], extensions, context);
           },
           (err: unknown) => {
             if (reply.aborted) return;

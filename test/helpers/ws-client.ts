@@ -65,6 +65,10 @@ export class TestClient {
   private waiters: (() => void)[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
   welcome!: Received;
+  /** Close code and reason once closed. */
+  closeInfo: { code: number; reason: string } | undefined;
+  /** The client-side error that ended the connection, if any. */
+  error: Error | undefined;
 
   private constructor(readonly ws: WebSocket, readonly subprotocol: Subprotocol) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -72,10 +76,11 @@ export class TestClient {
       this.wake();
     });
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => {
-      resolve({ code, reason: reason.toString() });
+      this.closeInfo = { code, reason: reason.toString() };
+      resolve(this.closeInfo);
       this.wake();
     }));
-    ws.on('error', () => {});
+    ws.on('error', (err) => { this.error = err; });
   }
 
   /** Opens a connection and waits for its Welcome. */
@@ -116,7 +121,7 @@ export class TestClient {
     for (;;) {
       const index = this.received.findIndex(match);
       if (index >= 0) return this.received.splice(index, 1)[0]!;
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error('connection closed while waiting for a frame');
+        if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`connection closed while waiting for a frame: ${JSON.stringify(this.closeInfo)} ${this.error?.message ?? ''}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
