@@ -23,6 +23,15 @@ export function segmentProblem(segment: string): string | undefined {
   return undefined;
 }
 
+// The whole topic rule in two precompiled tests, for hot paths that need only a yes or no.
+const topicShape = /^[A-Za-z0-9._~-]{1,64}(?:\/[A-Za-z0-9._~-]{1,64}){0,15}$/;
+const dotSegment = /(?:^|\/)\.\.?(?:\/|$)/;
+
+/** Whether `topic` is valid; the same rule as topicProblem, without building a message. */
+export function isValidTopic(topic: string): boolean {
+  return typeof topic === 'string' && topicShape.test(topic) && !dotSegment.test(topic);
+}
+
 /** Why `topic` is not a valid topic (1–16 segments joined by '/'), or undefined when it is. */
 export function topicProblem(topic: string): string | undefined {
   if (typeof topic !== 'string' || topic.length === 0) return 'topic is empty';

@@ -12,7 +12,7 @@
 // crafted subject ("x/..", "*", "a/b") cannot widen a grant. Topics are always within the
 // principal's tenant: the router namespaces them, so no grant can name another tenant.
 import type { Grants } from './principal.js';
-import { MAX_TOPIC_SEGMENTS, functionNameProblem, segmentProblem, topicProblem } from './names.js';
+import { MAX_TOPIC_SEGMENTS, functionNameProblem, isValidTopic, segmentProblem } from './names.js';
 
 export type Action = 'invoke' | 'subscribe' | 'publish';
 
@@ -31,15 +31,25 @@ interface TopicPattern {
   readonly rest: boolean;
 }
 
-/** Matchers of one action: exact names in a Set, wildcard patterns checked segment by segment. */
+/** Matchers of one action: exact names in a Set, wildcard patterns as one regex built at compile time. */
 interface ActionMatcher {
   all: boolean;
   readonly exact: Set<string>;
   readonly patterns: TopicPattern[];
+  wildcard?: RegExp;
 }
 
 function emptyMatcher(): ActionMatcher {
   return { all: false, exact: new Set(), patterns: [] };
+}
+
+/**
+ * The regex of a pattern. It only ever runs on topics already known to be valid, so a wildcard
+ * segment is simply "no slash"; literal segments hold nothing special but '.', which is escaped.
+ */
+function patternSource(pattern: TopicPattern): string {
+  const parts = pattern.segments.map((s) => (s === ANY ? '[^/]+' : s.replaceAll('.', '\\.')));
+  return parts.join('/') + (pattern.rest ? '(?:/[^/]+)+' : '');
 }
 
 function compileTopicPattern(pattern: string, subject: string): TopicPattern | string {
@@ -98,16 +108,6 @@ function addGrant(matchers: Map<Action, ActionMatcher>, grant: string, subject: 
   return undefined;
 }
 
-function matches(pattern: TopicPattern, segments: readonly string[]): boolean {
-  const n = pattern.segments.length;
-  if (pattern.rest ? segments.length <= n : segments.length !== n) return false;
-  for (let i = 0; i < n; i++) {
-    const want = pattern.segments[i]!;
-    if (want !== ANY && want !== segments[i]) return false;
-  }
-  return true;
-}
-
 class CompiledGrants implements Grants {
   constructor(private readonly matchers: ReadonlyMap<Action, ActionMatcher>) {}
 
@@ -119,12 +119,8 @@ class CompiledGrants implements Grants {
       return matcher.all || matcher.exact.has(name);
     }
     // A name that is not a valid topic ('*', '..', empty segments, look-alikes) matches nothing.
-    if (topicProblem(name) !== undefined) return false;
-    if (matcher.all || matcher.exact.has(name)) return true;
-    if (matcher.patterns.length === 0) return false;
-    const segments = name.split('/');
-    for (const pattern of matcher.patterns) if (matches(pattern, segments)) return true;
-    return false;
+    if (!isValidTopic(name)) return false;
+    return matcher.all || matcher.exact.has(name) || (matcher.wildcard?.test(name) ?? false);
   }
 }
 
@@ -142,6 +138,9 @@ export function compileGrants(scopeClaim: string, subject: string, onIgnored?: I
     if (grant.length === 0) continue;
     const problem = addGrant(matchers, grant, subject);
     if (problem !== undefined) onIgnored?.(grant, problem);
+  }
+  for (const matcher of matchers.values()) {
+    if (matcher.patterns.length > 0) matcher.wildcard = new RegExp(`^(?:${matcher.patterns.map(patternSource).join('|')})$`);
   }
   return new CompiledGrants(matchers);
 }

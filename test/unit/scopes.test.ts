@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { compileGrants, type Action } from '../../src/auth/scopes.js';
+import { isValidTopic, topicProblem } from '../../src/auth/names.js';
 
 type Case = [scope: string, subject: string, action: Action, name: string, allowed: boolean, why: string];
 
@@ -174,6 +175,24 @@ describe('compileGrants properties', () => {
         expect(grants.allows(action, topic)).toBe(false);
       }),
     );
+  });
+
+  it('isValidTopic agrees with topicProblem on any string', () => {
+    const chars = fc.constantFrom('a', 'Z', '9', '.', '_', '~', '-', '/', '*', ' ', ':', '\u0430', '\uff0f', '\u2215', '\n');
+    const near = fc.array(chars, { maxLength: 40 }).map((c) => c.join(''));
+    const long = fc.array(segmentArb, { minLength: 14, maxLength: 18 }).map((s) => s.join('/'));
+    const wide = fc.tuple(fc.integer({ min: 60, max: 70 }), topicArb).map(([n, t]) => `${'x'.repeat(n)}/${t}`);
+    fc.assert(fc.property(fc.oneof(near, long, wide, topicArb, fc.string()), (topic) => {
+      expect(isValidTopic(topic)).toBe(topicProblem(topic) === undefined);
+    }), { numRuns: 5_000 });
+  });
+
+  it('literal dots in a grant are not regex wildcards', () => {
+    const grants = compileGrants('subscribe:a.b/* subscribe:v1.0/**', 'u');
+    expect(grants.allows('subscribe', 'a.b/x')).toBe(true);
+    expect(grants.allows('subscribe', 'aXb/x')).toBe(false);
+    expect(grants.allows('subscribe', 'v1.0/x/y')).toBe(true);
+    expect(grants.allows('subscribe', 'v1-0/x/y')).toBe(false);
   });
 
   it('never throws, whatever the scope claim and subject', () => {
