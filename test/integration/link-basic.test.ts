@@ -136,6 +136,42 @@ describe('binary node link', () => {
     expect(peak).toBeGreaterThan(3); // both connections carried work at once
   });
 
+  it('a call cancelled in the turn it was made is withdrawn from the batch and never reaches the node', async () => {
+    const seen: NodeObservations = { started: [], aborted: [] };
+    const server = await serve({}, seen);
+    const l = link(server.port);
+    await until(() => l.readyConnections === 4, 10_000, 'connections');
+    const ac = new AbortController();
+    const call = nodeCall('echo', 'never', { signal: ac.signal });
+    const running = startCall(l, call);
+    ac.abort();
+    const out = await running.done;
+    expect(out.failure!.error.code).toBe(Code.CANCELLED);
+    expect((await callOnce(l, nodeCall('echo', 'after'))).result!.payload.toString()).toBe('after');
+    expect(seen.started).not.toContain(call.requestId);
+  });
+
+  it('calls beyond every connection\'s in-flight limit wait within their deadline, in a bounded queue', async () => {
+    const seen: NodeObservations = { started: [], aborted: [] };
+    const server = await serve({ maxInFlight: 1 }, seen);
+    const l = link(server.port, { connections: 1, maxWaiting: 1 });
+    await until(() => l.readyConnections === 1, 10_000, 'connection');
+    const busy = startCall(l, nodeCall('sleep', '1500'));
+    const waiter = nodeCall('echo', 'late', { deadlineAtMs: Date.now() + 200 });
+    const waiting = startCall(l, waiter);
+    expect(l.pending()).toBe(1);
+    const overflow = await callOnce(l, nodeCall('echo', 'overflow'));
+    expect(overflow.failure!.error.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(overflow.failure).toMatchObject({ unsent: true, connectionError: false });
+    const expired = await waiting.done;
+    expect(expired.failure!.error.code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(l.pending()).toBe(0);
+    const queued = startCall(l, nodeCall('echo', 'queued'));
+    expect((await busy.done).result!.payload.toString()).toBe('slept 1500');
+    expect((await queued.done).result!.payload.toString()).toBe('queued');
+    expect(seen.started).not.toContain(waiter.requestId);
+  });
+
   it('passes large payloads through intact, many at once', async () => {
     const server = await serve();
     const l = link(server.port);
