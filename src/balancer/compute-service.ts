@@ -63,6 +63,8 @@ export interface ComputeDeps {
 class PoolNode extends BalancedNode {
   healthTimer: NodeJS.Timeout | undefined;
   checking = false;
+  /** Configured without a function list (RELAYGATE_NODES): takes the one its health checks report. */
+  readonly learnsFunctions: boolean;
   constructor(
     descriptor: NodeDescriptor,
     policy: HealthPolicy,
@@ -75,6 +77,7 @@ class PoolNode extends BalancedNode {
     readonly metrics: NodeMetrics,
   ) {
     super(descriptor, policy, admittedAtMs);
+    this.learnsFunctions = descriptor.functions === undefined;
   }
 }
 
@@ -486,6 +489,9 @@ export class NodePoolCompute implements ComputeService {
       node.checking = false;
     }
     if (this.closed || node.removed) return;
+    // A statically configured node may say at its health check which functions it serves.
+    const advertised = node.learnsFunctions ? node.link.advertisedFunctions?.() : undefined;
+    if (advertised) node.update({ key: node.key, url: node.url, weight: node.weight, functions: advertised });
     this.rotation(node, node.recordCheck(ok, Date.now()), ok ? 'health check passed' : 'health check failed');
     // Jitter spreads the checks of many gateways.
     this.scheduleCheck(node, Math.round(interval * (0.9 + 0.2 * this.random())));

@@ -17,6 +17,8 @@ export interface HttpLinkOptions {
 }
 
 const emptyBytes = new Uint8Array(0);
+/** Health answers longer than this are not parsed for a function list. */
+const HEALTH_BODY_LIMIT = 256 * 1024;
 /** Error answers are read only this far: enough for a message. */
 const ERROR_BODY_LIMIT = 4096;
 
@@ -27,6 +29,7 @@ export class HttpNodeLink implements NodeLink {
   /** Path prefix of the base URL ("" or "/prefix"). */
   readonly basePath: string;
   readonly maxReplyBytes: number;
+  private functions: readonly string[] | undefined;
 
   constructor(readonly baseUrl: string, options: HttpLinkOptions) {
     const url = new URL(baseUrl);
@@ -77,11 +80,29 @@ export class HttpNodeLink implements NodeLink {
         bodyTimeout: timeoutMs,
         signal: AbortSignal.timeout(timeoutMs),
       });
-      await res.body.dump();
-      return res.statusCode === 200 && res.headers['x-relaygate-drain'] !== '1';
+      const ok = res.statusCode === 200 && res.headers['x-relaygate-drain'] !== '1';
+      const type = res.headers['content-type'];
+      if (ok && typeof type === 'string' && type.startsWith('application/json')) this.learnFunctions(await res.body.text());
+      else await res.body.dump();
+      return ok;
     } catch {
       return false;
     }
+  }
+
+  /** A health answer of the form {"functions": [...]} (the SDK's) tells which functions the node serves. */
+  private learnFunctions(body: string): void {
+    if (body.length > HEALTH_BODY_LIMIT) return;
+    try {
+      const { functions } = JSON.parse(body) as { functions?: unknown };
+      if (Array.isArray(functions) && functions.every((f) => typeof f === 'string')) this.functions = functions as string[];
+    } catch {
+      // not the SDK's health body: the node serves whatever it is asked
+    }
+  }
+
+  advertisedFunctions(): readonly string[] | undefined {
+    return this.functions;
   }
 
   /** Calls waiting for one of the node's connections. */

@@ -38,6 +38,8 @@ export interface NodeLink {
   call(call: NodeCall, handler: NodeCallHandler): void;
   /** Active health check (GET /healthz or a link ping): resolves true when the node takes work. */
   checkHealth(timeoutMs: number): Promise<boolean>;
+  /** The functions the node said it serves at its last health check or hello, if it said (optional). */
+  advertisedFunctions?(): readonly string[] | undefined;
   /** Calls waiting for a connection to the node (a metric; optional). */
   pending?(): number;
   /** Closes connections; in-flight calls end with UNAVAILABLE. */
