@@ -276,6 +276,21 @@ describe('JWKS URL', () => {
     await expectReason(verifier, await hs(claims(), pairs.RS256.pem), 'algorithm');
   });
 
+  it('picks up a rotated-in key by refetching the set for an unknown kid', async () => {
+    const verifier = await createTokenVerifier({ ...base, jwksUrl: url, jwks: { cooldownMs: 0 } });
+    await verifier.verify(await signWith('RS256', claims(), 'rsa-1'));
+    const next = await generateKeyPair('ES256', { extractable: true });
+    keys.push({ ...(await exportJWK(next.publicKey)), kid: 'ec-2', alg: 'ES256', use: 'sig' });
+    try {
+      const before = fetches;
+      const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'ES256', kid: 'ec-2' }).sign(next.privateKey);
+      expect((await verifier.verify(token)).subject).toBe('alice');
+      expect(fetches).toBe(before + 1);
+    } finally {
+      keys.pop();
+    }
+  });
+
   it('answers UNAVAILABLE, not UNAUTHENTICATED, when the key set cannot be fetched', async () => {
     const verifier = await createTokenVerifier({ ...base, jwksUrl: url.replace('/jwks.json', '/missing.json') });
     const err = await verifier.verify(await signWith('RS256', claims(), 'rsa-1')).then(() => undefined, (e: unknown) => e);
