@@ -1,5 +1,6 @@
 // Events end to end: gateway processes sharing a Redis, and what subscribers received.
 import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import { spawnGateway, testToken, type GatewayProcess } from './gateway.js';
 import { TestClient, type Received } from './ws-client.js';
 
@@ -54,6 +55,37 @@ export function wsUrl(g: GatewayProcess): string {
 export async function connect(g: GatewayProcess, o: { tenant?: string; scope?: string; sub?: string; subprotocol?: 'proto' | 'json' } = {}): Promise<TestClient> {
   const token = await testToken({ ...(o.tenant ? { tenant: o.tenant } : {}), ...(o.scope ? { scope: o.scope } : {}), ...(o.sub ? { sub: o.sub } : {}) });
   return TestClient.connect(wsUrl(g), { token, subprotocol: o.subprotocol ?? 'proto' });
+}
+
+/** The connections a test file opens, terminated together at its end. */
+export class Clients {
+  private readonly all: TestClient[] = [];
+
+  async open(...args: Parameters<typeof connect>): Promise<TestClient> {
+    const c = await connect(...args);
+    this.all.push(c);
+    return c;
+  }
+
+  closeAll(): void {
+    for (const c of this.all.splice(0)) c.terminate();
+  }
+}
+
+/**
+ * Starts `count` gateways (settings from `env`, read when they start) before the tests of the
+ * enclosing describe, and stops them and the clients opened through `clients` after.
+ */
+export function gatewaysFor(count: number, env: () => Record<string, string>): { gateways: GatewayProcess[]; clients: Clients } {
+  const context = { gateways: [] as GatewayProcess[], clients: new Clients() };
+  beforeAll(async () => {
+    context.gateways.push(...(await startGateways(count, env())));
+  }, 90_000);
+  afterAll(async () => {
+    context.clients.closeAll();
+    await stopGateways(context.gateways);
+  });
+  return context;
 }
 
 let nextId = 1;

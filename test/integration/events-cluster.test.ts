@@ -2,26 +2,22 @@
 // Redis Cluster: sharded pub/sub across gateways, history, and a slot migration of a subscribed topic.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSlot } from '../../src/bus/slot.js';
-import { connect, eventsOf, publish, startGateways, stopGateways, subscribe, until, waitEvents } from '../helpers/events.js';
-import type { GatewayProcess } from '../helpers/gateway.js';
+import { connect, eventsOf, gatewaysFor, publish, subscribe, until, waitEvents } from '../helpers/events.js';
 import { RedisCluster } from '../helpers/redis.js';
 
 describe('events on Redis Cluster', () => {
   let cluster: RedisCluster;
-  let gateways: GatewayProcess[];
-
   beforeAll(async () => {
     cluster = await RedisCluster.start();
-    gateways = await startGateways(2, {
-      RELAYGATE_REDIS_URL: cluster.seeds,
-      RELAYGATE_REDIS_CLUSTER: '1',
-      RELAYGATE_HISTORY: 'orders/**=100:1h',
-    });
   }, 90_000);
   afterAll(async () => {
-    await stopGateways(gateways ?? []);
     await cluster?.stop();
   });
+  const { gateways } = gatewaysFor(2, () => ({
+    RELAYGATE_REDIS_URL: cluster.seeds,
+    RELAYGATE_REDIS_CLUSTER: '1',
+    RELAYGATE_HISTORY: 'orders/**=100:1h',
+  }));
 
   it('delivers across gateways, recovers from history, and keeps delivering after the topic\'s slot migrates', async () => {
     const [a, b] = gateways;

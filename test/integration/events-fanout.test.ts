@@ -3,45 +3,34 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeEvent } from '../../src/protocol/codec.js';
 import {
-  connect, eventsOf, httpPublish, id, publish, startGateways, stopGateways, subscribe, uniquePrefix, until, waitEvents,
+  eventsOf, gatewaysFor, httpPublish, id, publish, subscribe, uniquePrefix, until, waitEvents,
 } from '../helpers/events.js';
-import { testToken, type GatewayProcess } from '../helpers/gateway.js';
-import type { TestClient } from '../helpers/ws-client.js';
+import { testToken } from '../helpers/gateway.js';
 
 const REDIS = process.env.RELAYGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 describe('events across three gateways on one Redis', () => {
   const prefix = uniquePrefix();
-  let gateways: GatewayProcess[];
+  const { gateways, clients } = gatewaysFor(3, () => ({
+    RELAYGATE_REDIS_URL: REDIS,
+    RELAYGATE_REDIS_PREFIX: prefix,
+    RELAYGATE_MAX_IN_FLIGHT: '20000',
+    RELAYGATE_RATE_LIMIT: '1000000',
+    RELAYGATE_RATE_BURST: '1000000',
+  }));
   let redis: Redis;
-  const clients: TestClient[] = [];
-  const open = async (...args: Parameters<typeof connect>): Promise<TestClient> => {
-    const c = await connect(...args);
-    clients.push(c);
-    return c;
-  };
-
-  beforeAll(async () => {
-    gateways = await startGateways(3, {
-      RELAYGATE_REDIS_URL: REDIS,
-      RELAYGATE_REDIS_PREFIX: prefix,
-      RELAYGATE_MAX_IN_FLIGHT: '20000',
-      RELAYGATE_RATE_LIMIT: '1000000',
-      RELAYGATE_RATE_BURST: '1000000',
-    });
+  beforeAll(() => {
     redis = new Redis(REDIS);
   });
-  afterAll(async () => {
-    for (const c of clients) c.terminate();
+  afterAll(() => {
     redis?.disconnect();
-    await stopGateways(gateways ?? []);
   });
 
   it('delivers each event, from WebSocket, HTTP or raw Redis, exactly once to every subscription on every gateway', async () => {
     const [a, b, c] = gateways;
-    const subs = [await open(a!), await open(a!), await open(b!), await open(c!), await open(c!, { subprotocol: 'json' })];
+    const subs = [await clients.open(a!), await clients.open(a!), await clients.open(b!), await clients.open(c!), await clients.open(c!, { subprotocol: 'json' })];
     for (const s of subs) await subscribe(s, 'rooms/1');
-    const publisher = await open(a!);
+    const publisher = await clients.open(a!);
     expect((await publish(publisher, 'rooms/1', 'via ws')).kind).toBe('ack');
     expect((await httpPublish(b!, await testToken(), 'rooms/1', 'via http')).status).toBe(200);
     const raw = encodeEvent({ topic: 'ignored', payload: Buffer.from('via raw redis'), contentType: 'text/plain', publishedMs: Date.now() });
@@ -58,11 +47,11 @@ describe('events across three gateways on one Redis', () => {
 
   it('keeps the order of 10,000 events from one publisher on one topic, on every other gateway', async () => {
     const [a, b, c] = gateways;
-    const subB = await open(b!);
-    const subC = await open(c!, { subprotocol: 'json' });
+    const subB = await clients.open(b!);
+    const subC = await clients.open(c!, { subprotocol: 'json' });
     await subscribe(subB, 'ticks');
     await subscribe(subC, 'ticks');
-    const publisher = await open(a!);
+    const publisher = await clients.open(a!);
     const total = 10_000;
     const ids: number[] = [];
     for (let i = 0; i < total; i++) {
@@ -81,7 +70,7 @@ describe('events across three gateways on one Redis', () => {
 
   it('denies publishing and subscribing without a grant on every path, with the connection kept open', async () => {
     const [a, b] = gateways;
-    const limited = await open(a!, { scope: 'subscribe:chat/* publish:chat/*' });
+    const limited = await clients.open(a!, { scope: 'subscribe:chat/* publish:chat/*' });
     const denied = await publish(limited, 'rooms/secret', 'nope');
     expect(denied.kind).toBe('error');
     expect(denied.body.code).toBe(7);
@@ -99,18 +88,18 @@ describe('events across three gateways on one Redis', () => {
 
   it('keeps tenants apart on WebSocket, HTTP and raw Redis paths', async () => {
     const [a, b, c] = gateways;
-    const acmeSub = await open(c!, { tenant: 'acme' });
-    const globexSub = await open(b!, { tenant: 'globex' });
+    const acmeSub = await clients.open(c!, { tenant: 'acme' });
+    const globexSub = await clients.open(b!, { tenant: 'globex' });
     await subscribe(acmeSub, 'shared/topic');
     await subscribe(globexSub, 'shared/topic');
 
-    const acmePub = await open(a!, { tenant: 'acme' });
+    const acmePub = await clients.open(a!, { tenant: 'acme' });
     await publish(acmePub, 'shared/topic', 'acme ws');
     await httpPublish(a!, await testToken({ tenant: 'acme' }), 'shared/topic', 'acme http');
     await redis.publish(`${prefix}:acme:shared/topic`, Buffer.from(encodeEvent({ topic: 'shared/topic', payload: Buffer.from('acme raw'), publishedMs: 0 })));
     // A raw message naming another tenant's topic inside the Event does not cross over either.
     await redis.publish(`${prefix}:acme:shared/topic`, Buffer.from(encodeEvent({ topic: '../globex/shared/topic', payload: Buffer.from('acme raw 2'), publishedMs: 0 })));
-    const globexPub = await open(a!, { tenant: 'globex' });
+    const globexPub = await clients.open(a!, { tenant: 'globex' });
     await publish(globexPub, 'shared/topic', 'globex marker');
 
     await waitEvents(acmeSub, 'shared/topic', 4);
@@ -124,30 +113,17 @@ describe('events across three gateways on one Redis', () => {
 });
 
 describe('slow consumers', () => {
-  let gateways: GatewayProcess[];
-  const clients: TestClient[] = [];
-  const open = async (...args: Parameters<typeof connect>): Promise<TestClient> => {
-    const c = await connect(...args);
-    clients.push(c);
-    return c;
-  };
-  beforeAll(async () => {
-    gateways = await startGateways(2, { RELAYGATE_REDIS_URL: REDIS, RELAYGATE_REDIS_PREFIX: uniquePrefix(), RELAYGATE_MAX_BACKPRESSURE: '1mb' });
-  });
-  afterAll(async () => {
-    for (const c of clients) c.terminate();
-    await stopGateways(gateways ?? []);
-  });
+  const { gateways, clients } = gatewaysFor(2, () => ({ RELAYGATE_REDIS_URL: REDIS, RELAYGATE_REDIS_PREFIX: uniquePrefix(), RELAYGATE_MAX_BACKPRESSURE: '1mb' }));
 
   it('closes a stalled subscriber with 4008 while another subscriber on the same gateway keeps receiving', async () => {
     const [a, b] = gateways;
-    const stalled = await open(b!);
-    const healthy = await open(b!);
+    const stalled = await clients.open(b!);
+    const healthy = await clients.open(b!);
     await subscribe(stalled, 'bulk');
     await subscribe(healthy, 'bulk');
     // Stop reading: the gateway's send buffer for this socket fills once the kernel's buffers are full.
     (stalled.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    const publisher = await open(a!);
+    const publisher = await clients.open(a!);
     const chunk = Buffer.alloc(64 * 1024, 120).toString('base64');
     const total = 400; // ~26 MB: well past the kernel's socket buffers plus the 1 MB limit
     // Paced in windows the healthy reader keeps up with, as a live feed would be.

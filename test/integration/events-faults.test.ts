@@ -2,7 +2,7 @@
 // half-open Redis (process frozen with SIGSTOP).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  connect, eventsOf, positionOf, publish, readyz, startGateways, stopGateways, subscribe, until, waitEvents,
+  connect, eventsOf, gatewaysFor, positionOf, publish, readyz, subscribe, until, waitEvents,
   type Position,
 } from '../helpers/events.js';
 import type { GatewayProcess } from '../helpers/gateway.js';
@@ -72,20 +72,14 @@ class ResilientSubscriber {
 
 describe('Redis faults', () => {
   let redis: RedisServer;
-  let gateways: GatewayProcess[];
-
   beforeAll(async () => {
     // Append-only with fsync on every write: what Redis acknowledged survives SIGKILL.
     redis = await RedisServer.start({ persistent: true });
-    gateways = await startGateways(2, {
-      RELAYGATE_REDIS_URL: redis.url,
-      RELAYGATE_HISTORY: 'load/**=100000:1h',
-    });
   });
   afterAll(async () => {
-    await stopGateways(gateways ?? []);
     await redis?.stop();
   });
+  const { gateways } = gatewaysFor(2, () => ({ RELAYGATE_REDIS_URL: redis.url, RELAYGATE_HISTORY: 'load/**=100000:1h' }));
 
   it('Redis killed and restarted under load: subscribers resume, every acknowledged event arrives once, nothing else', async () => {
     const [a, b] = gateways;

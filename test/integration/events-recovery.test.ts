@@ -1,38 +1,24 @@
 // History and recovery across two real gateway processes on one real Redis.
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeEvent } from '../../src/protocol/codec.js';
 import {
-  connect, eventsOf, httpPublish, recordKinds, publish, startGateways, stopGateways, subscribe, uniquePrefix, until, waitEvents,
+  eventsOf, gatewaysFor, httpPublish, recordKinds, publish, subscribe, uniquePrefix, until, waitEvents,
   type Position,
 } from '../helpers/events.js';
-import { testToken, type GatewayProcess } from '../helpers/gateway.js';
+import { testToken } from '../helpers/gateway.js';
 import type { TestClient } from '../helpers/ws-client.js';
 
 const REDIS = process.env.RELAYGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 describe('recovery after a disconnect', () => {
-  let gateways: GatewayProcess[];
   const prefix = uniquePrefix();
-  const clients: TestClient[] = [];
-  const open = async (g: GatewayProcess): Promise<TestClient> => {
-    const c = await connect(g);
-    clients.push(c);
-    return c;
-  };
-
-  beforeAll(async () => {
-    gateways = await startGateways(2, {
-      RELAYGATE_REDIS_URL: REDIS,
-      RELAYGATE_REDIS_PREFIX: prefix,
-      RELAYGATE_HISTORY: 'feeds/**=5:1h,streams/**=1000:1h',
-      RELAYGATE_MAX_IN_FLIGHT: '2000',
-    });
-  });
-  afterAll(async () => {
-    for (const c of clients) c.terminate();
-    await stopGateways(gateways ?? []);
-  });
+  const { gateways, clients } = gatewaysFor(2, () => ({
+    RELAYGATE_REDIS_URL: REDIS,
+    RELAYGATE_REDIS_PREFIX: prefix,
+    RELAYGATE_HISTORY: 'feeds/**=5:1h,streams/**=1000:1h',
+    RELAYGATE_MAX_IN_FLIGHT: '2000',
+  }));
 
   async function publishAll(c: TestClient, topic: string, texts: string[]): Promise<Position[]> {
     const out: Position[] = [];
@@ -47,10 +33,10 @@ describe('recovery after a disconnect', () => {
 
   it('resumes cleanly on another gateway: missed events, then the Ack, then live events', async () => {
     const [a, b] = gateways;
-    const first = await open(a!);
+    const first = await clients.open(a!);
     const ack0 = await subscribe(first, 'feeds/x');
     expect(ack0.position).toBeUndefined(); // nothing published yet
-    const publisher = await open(b!);
+    const publisher = await clients.open(b!);
     const [p1, p2] = await publishAll(publisher, 'feeds/x', ['e1', 'e2']);
     expect(p1).toMatchObject({ offset: 1 });
     expect(p2).toEqual({ offset: 2, epoch: p1!.epoch });
@@ -59,7 +45,7 @@ describe('recovery after a disconnect', () => {
     first.terminate();
 
     await publishAll(publisher, 'feeds/x', ['e3', 'e4']);
-    const second = await open(b!);
+    const second = await clients.open(b!);
     const arrived = recordKinds(second);
     const ack = await subscribe(second, 'feeds/x', { recover: true, since: seen[1]!.position! });
     expect(ack).toEqual({ position: { offset: 4, epoch: p1!.epoch }, replayed: 2, recovered: true });
@@ -71,10 +57,10 @@ describe('recovery after a disconnect', () => {
 
   it('tells a client whose position is older than the history that it must reload, replaying what is held', async () => {
     const [a, b] = gateways;
-    const publisher = await open(a!);
+    const publisher = await clients.open(a!);
     const [p1] = await publishAll(publisher, 'feeds/y', ['y1']);
     await publishAll(publisher, 'feeds/y', ['y2', 'y3', 'y4', 'y5', 'y6', 'y7', 'y8', 'y9']);
-    const late = await open(b!);
+    const late = await clients.open(b!);
     const ack = await subscribe(late, 'feeds/y', { recover: true, since: p1! });
     expect(ack).toEqual({ position: { offset: 9, epoch: p1!.epoch }, replayed: 5, recovered: false });
     expect(eventsOf(late, 'feeds/y').map((e) => e.text)).toEqual(['y5', 'y6', 'y7', 'y8', 'y9']);
@@ -82,9 +68,9 @@ describe('recovery after a disconnect', () => {
 
   it('replays nothing for a position of another epoch and says recovered false', async () => {
     const [a] = gateways;
-    const publisher = await open(a!);
+    const publisher = await clients.open(a!);
     await publishAll(publisher, 'feeds/z', ['z1', 'z2']);
-    const c = await open(a!);
+    const c = await clients.open(a!);
     const ack = await subscribe(c, 'feeds/z', { recover: true, since: { offset: 1, epoch: 'not-this-one' } });
     expect(ack).toMatchObject({ replayed: 0, recovered: false, position: { offset: 2 } });
     expect(eventsOf(c, 'feeds/z')).toEqual([]);
@@ -102,7 +88,7 @@ describe('recovery after a disconnect', () => {
 
   it('loses and repeats nothing while resubscribing with recover during a stream of publishes', async () => {
     const [a, b] = gateways;
-    const publisher = await open(a!);
+    const publisher = await clients.open(a!);
     const total = 400;
     let published = 0;
     const pumping = (async () => {
@@ -112,13 +98,13 @@ describe('recovery after a disconnect', () => {
         await Promise.all(batch.map((i) => publish(publisher, 'streams/live', `s${i}`)));
       }
     })();
-    const first = await open(b!);
+    const first = await clients.open(b!);
     await subscribe(first, 'streams/live');
     await until('some events', () => eventsOf(first, 'streams/live').length >= 50);
     first.terminate();
     const before = eventsOf(first, 'streams/live');
     const last = before[before.length - 1]!.position!;
-    const second = await open(a!);
+    const second = await clients.open(a!);
     const ack = await subscribe(second, 'streams/live', { recover: true, since: last });
     expect(ack.recovered).toBe(true);
     await pumping;
@@ -133,9 +119,9 @@ describe('recovery after a disconnect', () => {
 
   it('closes a live subscription with 4010 when an offset is skipped, and a resubscribe with recover fills the hole', async () => {
     const [a, b] = gateways;
-    const subscriber = await open(b!);
+    const subscriber = await clients.open(b!);
     await subscribe(subscriber, 'streams/gap');
-    const publisher = await open(a!);
+    const publisher = await clients.open(a!);
     const [p1] = await publishAll(publisher, 'streams/gap', ['g1']);
     await waitEvents(subscriber, 'streams/gap', 1);
 
@@ -153,7 +139,7 @@ describe('recovery after a disconnect', () => {
     expect((await subscriber.closed).code).toBe(4010);
     expect(eventsOf(subscriber, 'streams/gap').map((e) => e.text)).toEqual(['g1']);
 
-    const again = await open(b!);
+    const again = await clients.open(b!);
     const ack = await subscribe(again, 'streams/gap', { recover: true, since: p1! });
     expect(ack).toEqual({ position: { offset: 3, epoch: p1!.epoch }, replayed: 2, recovered: true });
     expect(eventsOf(again, 'streams/gap').map((e) => e.text)).toEqual(['g2', 'g3']);
