@@ -15,6 +15,8 @@ export interface Params {
   scale: Scale;
   warmupSec: number;
   durationSec: number;
+  /** Interleaved rounds per comparison; each case reports its median round. */
+  rounds: number;
   /** ws-invoke: connections × in-flight per connection. */
   connections: number;
   window: number;
@@ -55,8 +57,9 @@ function list(name: string, full: number[], tiny: number[], scale: Scale): numbe
 export function readParams(scale: Scale): Params {
   return {
     scale,
-    warmupSec: num('BENCH_WARMUP', 2, 0.3, scale),
-    durationSec: num('BENCH_DURATION', 5, 0.7, scale),
+    warmupSec: num('BENCH_WARMUP', 1, 0.3, scale),
+    durationSec: num('BENCH_DURATION', 3, 0.7, scale),
+    rounds: Math.max(1, Math.round(num('BENCH_ROUNDS', 3, 1, scale))),
     connections: num('BENCH_CONNECTIONS', 64, 4, scale),
     window: num('BENCH_WINDOW', 4, 2, scale),
     clientWorkers: num('BENCH_CLIENT_WORKERS', 2, 1, scale),

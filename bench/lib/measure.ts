@@ -30,6 +30,8 @@ export interface CaseResult {
   extra: Record<string, number>;
   /** Latency resolution of the tool that measured it (autocannon: 1 ms); ours is 1 µs. */
   latencyResolutionUs: number;
+  /** Throughput of every round when the case ran in several (this result is the median round). */
+  rounds?: number[];
 }
 
 export interface MeasureOptions {

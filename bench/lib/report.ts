@@ -47,6 +47,12 @@ function cpuCell(c: CaseResult, role: 'server' | 'client'): string {
   return c.cpu.filter((p) => p.role === role).map((p) => `${p.name} ${p.pct.toFixed(0)}% (${p.usPerOp.toFixed(1)} µs/op)`).join('<br>') || '—';
 }
 
+function throughputCell(c: CaseResult): string {
+  const main = `${compact(c.opsPerSec)} ${c.unit}`;
+  if (!c.rounds || c.rounds.length < 2) return main;
+  return `${main} (rounds ${compact(Math.min(...c.rounds))}–${compact(Math.max(...c.rounds))})`;
+}
+
 function lat(c: CaseResult, us: number): string {
   return us < c.latencyResolutionUs ? `< ${duration(c.latencyResolutionUs)}` : duration(us);
 }
@@ -57,7 +63,7 @@ export function caseTable(title: string, cases: CaseResult[]): Table {
     title,
     columns: ['case', 'system', 'throughput', 'p50', 'p99', 'p99.9', 'errors', 'server CPU (% of a core, µs per op)', 'load generator CPU', 'saturated'],
     rows: cases.map((c) => [
-      c.label, c.system, `${compact(c.opsPerSec)} ${c.unit}`, lat(c, c.latencyUs.p50), lat(c, c.latencyUs.p99), lat(c, c.latencyUs.p999),
+      c.label, c.system, throughputCell(c), lat(c, c.latencyUs.p50), lat(c, c.latencyUs.p99), lat(c, c.latencyUs.p999),
       c.errors + (c.lost ? ` (+${c.lost} lost)` : ''), cpuCell(c, 'server'), cpuCell(c, 'client'), c.saturation,
     ]),
   };

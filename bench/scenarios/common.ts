@@ -84,3 +84,41 @@ export async function runOneShot(ctx: BenchContext, spec: CaseSpec): Promise<Cas
     await Promise.all(spec.workers.map((w) => w.stop()));
   }
 }
+
+/** A case that can be run again: each round starts fresh workers. */
+export interface CaseFactory {
+  label: string;
+  system: string;
+  unit: string;
+  servers: Server[];
+  /** Starts this round's workers (connections open); `counted` defaults to all. */
+  start(): Promise<{ workers: LoadWorker[]; counted?: LoadWorker[] }>;
+  /** autocannon-style: the worker runs warm-up and window itself. */
+  oneShot?: boolean;
+  /** Adds case-specific figures to the result of each round. */
+  finish?(result: CaseResult): void;
+}
+
+/**
+ * Runs the cases in `rounds` interleaved rounds (A B C, A B C, ...) so that a burst of load from
+ * other processes hits every system alike, and keeps each case's median round; the spread of
+ * the rounds is kept beside it.
+ */
+export async function compareRounds(ctx: BenchContext, factories: CaseFactory[], rounds = ctx.params.rounds): Promise<CaseResult[]> {
+  const results: CaseResult[][] = factories.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    if (rounds > 1) ctx.log(`  round ${r + 1}/${rounds}`);
+    for (const [i, f] of factories.entries()) {
+      const { workers, counted } = await f.start();
+      const spec: CaseSpec = { label: f.label, system: f.system, unit: f.unit, servers: f.servers, workers, ...(counted ? { counted } : {}) };
+      const result = f.oneShot ? await runOneShot(ctx, spec) : await runCase(ctx, spec);
+      f.finish?.(result);
+      results[i]!.push(result);
+    }
+  }
+  return results.map((rs) => {
+    const sorted = [...rs].sort((a, b) => a.opsPerSec - b.opsPerSec);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    return { ...median, rounds: rs.map((x) => x.opsPerSec) };
+  });
+}

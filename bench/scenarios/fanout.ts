@@ -8,7 +8,7 @@ import type { LoadWorker, Server } from '../lib/procs.js';
 import { startRedis } from '../lib/procs.js';
 import { caseCharts, caseTable, ratio, type ScenarioResult } from '../lib/report.js';
 import { sourcesFor } from '../load/role.js';
-import { runCase, split, startWorkers } from './common.js';
+import { compareRounds, split, startWorkers, type CaseFactory } from './common.js';
 
 const TOPIC = 'bench/fanout';
 const SUBSCRIBER_WORKERS = 2;
@@ -43,39 +43,48 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
   const notes: string[] = [];
 
   const sources = (m: number, ports: number): number => sourcesFor(Math.ceil(m / ports));
-  const oneCase = async (m: number, system: string, servers: Server[], subRole: string, subConfig: Record<string, unknown>, pubRole: string, pubConfig: Record<string, unknown>): Promise<void> => {
-    const { workers: subs, info } = await startWorkers('subscribers', subRole, split(m, SUBSCRIBER_WORKERS), (_i, share) => ({ ...subConfig, connections: share }));
-    const connected = info.reduce((a, i) => a + (i.connected ?? 0), 0);
-    let publisher: LoadWorker;
-    try {
-      publisher = (await startWorkers('publisher', pubRole, [1], () => pubConfig)).workers[0]!;
-    } catch (err) {
-      await Promise.all(subs.map((s) => s.stop()));
-      throw err;
-    }
-    pace(subs, publisher);
-    const label = `${m.toLocaleString('en')} subscribers`;
-    const result = await runCase(ctx, { label, system, unit: 'deliveries/s', servers, workers: [...subs, publisher], counted: subs });
-    result.extra.subscribersConnected = connected;
-    result.extra.publishesPerSec = result.elapsedMs > 0 ? (result.extra.published ?? 0) / (result.elapsedMs / 1000) : 0;
-    if (connected < m) notes.push(`${system} at ${m} subscribers: only ${connected} subscribed.`);
-    cases.push(result);
+  const factory = (m: number, system: string, servers: Server[], subRole: string, subConfig: Record<string, unknown>, pubRole: string, pubConfig: Record<string, unknown>): CaseFactory => {
+    let connected = 0;
+    return {
+      label: `${m.toLocaleString('en')} subscribers`, system, unit: 'deliveries/s', servers,
+      async start() {
+        const { workers: subs, info } = await startWorkers('subscribers', subRole, split(m, SUBSCRIBER_WORKERS), (_i, share) => ({ ...subConfig, connections: share }));
+        connected = info.reduce((a, i) => a + (i.connected ?? 0), 0);
+        let publisher: LoadWorker;
+        try {
+          publisher = (await startWorkers('publisher', pubRole, [1], () => pubConfig)).workers[0]!;
+        } catch (err) {
+          await Promise.all(subs.map((s) => s.stop()));
+          throw err;
+        }
+        pace(subs, publisher);
+        return { workers: [...subs, publisher], counted: subs };
+      },
+      finish(result) {
+        result.extra.subscribersConnected = connected;
+        result.extra.publishesPerSec = result.elapsedMs > 0 ? (result.extra.published ?? 0) / (result.elapsedMs / 1000) : 0;
+        if (connected < m) notes.push(`${system} at ${m} subscribers: only ${connected} subscribed.`);
+      },
+    };
   };
 
   for (const m of p.subscribers) {
     ctx.log(` ${m} subscribers`);
-    if (gateways.length) await oneCase(m, 'relaygate', [...gateways, redis],
+    const factories: CaseFactory[] = [];
+    if (gateways.length) factories.push(factory(m, 'relaygate', [...gateways, redis],
       'ws-subscribe', { target: 'gateway', host: '127.0.0.1', ports: gateways.map((g) => g.port), token, topic: TOPIC, sources: sources(m, 2) },
-      'ws-publish', { target: 'gateway', host: '127.0.0.1', port: gateways[0]!.port, token, topic: TOPIC, ...pub });
-    if (sios.length) await oneCase(m, 'socket.io + redis-adapter', [...sios, redis],
+      'ws-publish', { target: 'gateway', host: '127.0.0.1', port: gateways[0]!.port, token, topic: TOPIC, ...pub }));
+    if (sios.length) factories.push(factory(m, 'socket.io + redis-adapter', [...sios, redis],
       'sio-subscribe', { host: '127.0.0.1', ports: sios.map((s) => s.port), token, topic: TOPIC },
-      'sio-publish', { host: '127.0.0.1', ports: [sios[0]!.port], token, topic: TOPIC, ...pub });
-    if (pipes.length) await oneCase(m, 'bare redis→ioredis→uWS', [...pipes, redis],
+      'sio-publish', { host: '127.0.0.1', ports: [sios[0]!.port], token, topic: TOPIC, ...pub }));
+    if (pipes.length) factories.push(factory(m, 'bare redis→ioredis→uWS', [...pipes, redis],
       'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: pipes.map((s) => s.port), token: '', topic: 'bench', sources: sources(m, 2) },
-      'redis-publish', { redisUrl, channel: 'bench-pipe', ...pub });
-    if (uws) await oneCase(m, 'bare uWS topics', [uws],
+      'redis-publish', { redisUrl, channel: 'bench-pipe', ...pub }));
+    if (uws) factories.push(factory(m, 'bare uWS topics', [uws],
       'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: [uws.port], token: '', topic: 'bench', sources: sources(m, 1) },
-      'ws-publish', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '', topic: 'bench', ...pub });
+      'ws-publish', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '', topic: 'bench', ...pub }));
+    // Opening ten thousand Socket.IO clients takes long: large counts run once.
+    cases.push(...await compareRounds(ctx, factories, m > 2000 ? 1 : p.rounds));
   }
 
   const at = p.subscribers.includes(1000) ? 1000 : p.subscribers[0]!;
@@ -93,7 +102,7 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
   return {
     name: 'fanout',
     title: 'fan-out: one publisher, many subscribers, through Redis',
-    params: { subscribers: p.subscribers, publishWindow: p.publishWindow, maxLag: p.maxLag, payloadBytes: p.fanoutPayload, subscriberWorkers: SUBSCRIBER_WORKERS, durationSec: p.durationSec, warmupSec: p.warmupSec },
+    params: { rounds: `${p.rounds} (1 above 2,000 subscribers)`, subscribers: p.subscribers, publishWindow: p.publishWindow, maxLag: p.maxLag, payloadBytes: p.fanoutPayload, subscriberWorkers: SUBSCRIBER_WORKERS, durationSec: p.durationSec, warmupSec: p.warmupSec },
     cases,
     tables: [caseTable('', cases)],
     charts: caseCharts('fanout', 'deliveries per second', cases),

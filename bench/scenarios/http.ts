@@ -5,7 +5,7 @@ import type { BenchContext } from '../lib/context.js';
 import type { CaseResult } from '../lib/measure.js';
 import type { Server } from '../lib/procs.js';
 import { caseCharts, caseTable, figure, type ScenarioResult } from '../lib/report.js';
-import { runOneShot, startWorkers } from './common.js';
+import { compareRounds, startWorkers, type CaseFactory } from './common.js';
 
 export async function http(ctx: BenchContext): Promise<ScenarioResult> {
   const p = ctx.params;
@@ -16,18 +16,22 @@ export async function http(ctx: BenchContext): Promise<ScenarioResult> {
   const body = 'a'.repeat(p.payloadSmall);
   const cases: CaseResult[] = [];
 
-  const cannon = async (label: string, system: string, servers: Server[], url: string, method: string, headers?: Record<string, string>, payload?: string): Promise<void> => {
-    const { workers } = await startWorkers('autocannon', 'autocannon', [1], () => ({
+  const cannon = (label: string, system: string, servers: Server[], url: string, method: string, headers?: Record<string, string>, payload?: string): CaseFactory => ({
+    label, system, unit: 'requests/s', servers, oneShot: true,
+    start: () => startWorkers('autocannon', 'autocannon', [1], () => ({
       url, method, headers, body: payload, connections: p.httpConnections, pipelining: 1, durationSec: p.durationSec, warmupSec: p.warmupSec,
-    }));
-    cases.push(await runOneShot(ctx, { label, system, unit: 'requests/s', servers, workers }));
-  };
+    })),
+  });
 
-  await cannon('GET /healthz', 'relaygate', [gateway], `http://127.0.0.1:${gateway.port}/healthz`, 'GET');
-  await cannon('GET /healthz', 'node direct (HTTP)', [node], `${nodeUrl}/healthz`, 'GET');
   const echo = `POST /v1/invoke/echo (${p.payloadSmall} B)`;
-  await cannon(echo, 'relaygate', [gateway, node], `http://127.0.0.1:${gateway.port}/v1/invoke/echo`, 'POST', { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body);
-  await cannon(echo, 'node direct (HTTP)', [node], `${nodeUrl}/v1/invoke/echo`, 'POST', { 'content-type': 'application/octet-stream' }, body);
+  cases.push(...await compareRounds(ctx, [
+    cannon('GET /healthz', 'relaygate', [gateway], `http://127.0.0.1:${gateway.port}/healthz`, 'GET'),
+    cannon('GET /healthz', 'node direct (HTTP)', [node], `${nodeUrl}/healthz`, 'GET'),
+  ]));
+  cases.push(...await compareRounds(ctx, [
+    cannon(echo, 'relaygate', [gateway, node], `http://127.0.0.1:${gateway.port}/v1/invoke/echo`, 'POST', { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body),
+    cannon(echo, 'node direct (HTTP)', [node], `${nodeUrl}/v1/invoke/echo`, 'POST', { 'content-type': 'application/octet-stream' }, body),
+  ]));
 
   const via = cases.find((c) => c.label === echo && c.system === 'relaygate');
   const direct = cases.find((c) => c.label === echo && c.system === 'node direct (HTTP)');
@@ -40,7 +44,7 @@ export async function http(ctx: BenchContext): Promise<ScenarioResult> {
   return {
     name: 'http',
     title: 'http: the HTTP surface under autocannon',
-    params: { connections: p.httpConnections, pipelining: 1, payloadBytes: p.payloadSmall, durationSec: p.durationSec, warmupSec: p.warmupSec },
+    params: { rounds: p.rounds, connections: p.httpConnections, pipelining: 1, payloadBytes: p.payloadSmall, durationSec: p.durationSec, warmupSec: p.warmupSec },
     cases,
     tables: [caseTable('', cases)],
     charts: caseCharts('http', 'requests per second', cases),

@@ -5,7 +5,7 @@ import type { BenchContext } from '../lib/context.js';
 import type { CaseResult } from '../lib/measure.js';
 import type { Server } from '../lib/procs.js';
 import { caseCharts, caseTable, ratio, type ScenarioResult } from '../lib/report.js';
-import { runCase, split, startWorkers } from './common.js';
+import { compareRounds, split, startWorkers, type CaseFactory } from './common.js';
 
 interface Workload { label: string; fn: string; payloadBytes: number; payloadText?: string }
 
@@ -31,29 +31,35 @@ export async function wsInvoke(ctx: BenchContext): Promise<ScenarioResult> {
   const cases: CaseResult[] = [];
   const notes: string[] = [];
   const conns = split(p.connections, p.clientWorkers);
-  const viaWs = async (w: Workload, system: string, server: Server): Promise<CaseResult> => {
-    const { workers } = await startWorkers('client', 'ws-invoke', conns, (_i, share) => ({
+  const viaWs = (w: Workload, system: string, server: Server): CaseFactory => ({
+    label: w.label, system, unit: 'invokes/s', servers: [server, node],
+    start: () => startWorkers('client', 'ws-invoke', conns, (_i, share) => ({
       host: '127.0.0.1', port: server.port, token, connections: share, window: p.window, fn: w.fn, payloadBytes: w.payloadBytes, payloadText: w.payloadText,
-    }));
-    return runCase(ctx, { label: w.label, system, unit: 'invokes/s', servers: [server, node], workers });
-  };
+    })),
+  });
 
   for (const w of workloads) {
     ctx.log(` workload ${w.label}`);
-    if (gateway) cases.push(await viaWs(w, 'relaygate', gateway));
-    if (linkGateway) cases.push(await viaWs(w, 'relaygate (binary link)', linkGateway));
+    const factories: CaseFactory[] = [];
+    if (gateway) factories.push(viaWs(w, 'relaygate', gateway));
+    if (linkGateway) factories.push(viaWs(w, 'relaygate (binary link)', linkGateway));
     if (ctx.wants('direct')) {
-      const { workers } = await startWorkers('client', 'http-invoke', split(concurrency, p.clientWorkers), (_i, share) => ({
-        url: nodeUrl, connections: share, inFlight: share, fn: w.fn, payloadBytes: w.payloadBytes, payloadText: w.payloadText,
-      }));
-      cases.push(await runCase(ctx, { label: w.label, system: 'node direct (HTTP)', unit: 'invokes/s', servers: [node], workers }));
+      factories.push({
+        label: w.label, system: 'node direct (HTTP)', unit: 'invokes/s', servers: [node],
+        start: () => startWorkers('client', 'http-invoke', split(concurrency, p.clientWorkers), (_i, share) => ({
+          url: nodeUrl, connections: share, inFlight: share, fn: w.fn, payloadBytes: w.payloadBytes, payloadText: w.payloadText,
+        })),
+      });
     }
     if (sio) {
-      const { workers } = await startWorkers('client', 'sio-invoke', conns, (_i, share) => ({
-        host: '127.0.0.1', ports: [sio.port], token, connections: share, window: p.window, fn: w.fn, payloadBytes: w.payloadBytes, payloadText: w.payloadText,
-      }));
-      cases.push(await runCase(ctx, { label: w.label, system: 'socket.io', unit: 'invokes/s', servers: [sio, node], workers }));
+      factories.push({
+        label: w.label, system: 'socket.io', unit: 'invokes/s', servers: [sio, node],
+        start: () => startWorkers('client', 'sio-invoke', conns, (_i, share) => ({
+          host: '127.0.0.1', ports: [sio.port], token, connections: share, window: p.window, fn: w.fn, payloadBytes: w.payloadBytes, payloadText: w.payloadText,
+        })),
+      });
     }
+    cases.push(...await compareRounds(ctx, factories));
   }
   if (!linkPort) notes.push('The binary node link was not measured: the node did not report a linkPort (RELAYGATE_NODE_LINK_PORT unsupported by this build).');
 
@@ -78,7 +84,7 @@ export async function wsInvoke(ctx: BenchContext): Promise<ScenarioResult> {
   return {
     name: 'ws-invoke',
     title: 'ws-invoke: remote invokes over WebSocket',
-    params: { connections: p.connections, window: p.window, inFlight: concurrency, clientWorkers: p.clientWorkers, workloads: workloads.map((w) => w.label), durationSec: p.durationSec, warmupSec: p.warmupSec },
+    params: { connections: p.connections, window: p.window, rounds: p.rounds, inFlight: concurrency, clientWorkers: p.clientWorkers, workloads: workloads.map((w) => w.label), durationSec: p.durationSec, warmupSec: p.warmupSec },
     cases,
     tables: [caseTable('', cases)],
     charts: caseCharts('ws-invoke', 'invokes per second', cases),
