@@ -125,6 +125,10 @@ describe('binary ClientFrame, bad input', () => {
     expect(peekFrameId(bytes())).toBe(0);
   });
 
+  it('rejects a megabyte of nested groups quickly, without exhausting the stack', () => {
+    for (const tag of [0x0b, 0x13, 0x7b]) decodeError(() => decodeClientFrame(new Uint8Array(1_000_000).fill(tag)));
+  });
+
   it('rejects an invalid wire type', () => {
     decodeError(() => decodeClientFrame(bytes(0x0f, 0x01)));
   });
@@ -225,6 +229,12 @@ describe('JSON ClientFrame, bad input', () => {
     decodeError(() => decodeClientFrameJson(input));
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((Object.prototype as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('rejects deeply nested JSON without exhausting the stack', () => {
+    decodeError(() => decodeClientFrameJson('['.repeat(200_000) + ']'.repeat(200_000)));
+    decodeError(() => decodeClientFrameJson(`{"id":1,"ping":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`));
+    decodeError(() => decodeClientFrameJson(`{"id":1,"invoke":{"metadata":${'{"a":'.repeat(100_000)}"x"${'}'.repeat(100_000)}}}`));
   });
 
   it('echoes the id of a frame whose body is bad', () => {
