@@ -2,7 +2,7 @@
 // become decoded frames; outgoing frames are batched per event-loop turn into one socket write,
 // and held back (still provably unsent) while the socket's buffer is full.
 import type { Socket } from 'node:net';
-import { decodeLinkFrame, encodeLinkBatch, type LinkMessage } from '../protocol/link-codec.js';
+import { decodeLinkFrame, encodeLinkChunks, type LinkMessage } from '../protocol/link-codec.js';
 import { FrameParser, TurnBatch } from '../protocol/link-framing.js';
 
 export interface LinkWireOptions {
@@ -73,19 +73,30 @@ export class LinkWire {
   /** Writes what is queued, then half-closes. */
   end(): void {
     const items = this.batch.takeAll();
-    if (items.length > 0 && !this.closed) this.socket.write(encodeLinkBatch(items));
+    if (items.length > 0 && !this.closed) this.write(items);
     this.socket.end();
   }
 
   private flush(items: LinkMessage[]): void {
     if (this.closed) return;
-    if (this.socket.write(encodeLinkBatch(items))) return;
+    if (this.write(items)) return;
     this.batch.pause();
     if (this.opts.pauseReadsWhileBlocked) this.socket.pause();
     this.socket.once('drain', () => {
       if (this.opts.pauseReadsWhileBlocked) this.socket.resume();
       this.batch.resume();
     });
+  }
+
+  /** One write per batch; large payloads go out as their own chunks of it (corked: one writev). */
+  private write(items: LinkMessage[]): boolean {
+    const chunks = encodeLinkChunks(items);
+    if (chunks.length === 1) return this.socket.write(chunks[0]!);
+    this.socket.cork();
+    let ok = true;
+    for (const chunk of chunks) ok = this.socket.write(chunk);
+    this.socket.uncork();
+    return ok;
   }
 
   private finish(): void {

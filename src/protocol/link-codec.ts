@@ -46,14 +46,66 @@ export type LinkMessage = { id: number } & (
   | { pong: { nonce: number } }
 );
 
+/** Payloads at least this large travel as they are, beside the encoded frames, instead of being copied into them. */
+export const directPayloadBytes = 8 * 1024;
+
+/** For each body that carries a payload: its field number in LinkFrame, and the payload's field number in it. */
+const payloadCarriers = {
+  request: { bodyField: 3, payloadField: 2, type: pb.LinkRequest },
+  progress: { bodyField: 4, payloadField: 2, type: pb.Progress },
+  result: { bodyField: 5, payloadField: 1, type: pb.Result },
+} as const;
+
+type PayloadKind = keyof typeof payloadCarriers;
+
+function largePayload(frame: LinkMessage, direct: number): PayloadKind | undefined {
+  if ('request' in frame) return frame.request.payload.length >= direct ? 'request' : undefined;
+  if ('result' in frame) return frame.result.payload.length >= direct ? 'result' : undefined;
+  if ('progress' in frame) return (frame.progress.payload?.length ?? 0) >= direct ? 'progress' : undefined;
+  return undefined;
+}
+
+function sizeVarint(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
 /**
- * Encodes frames, each varint-length-prefixed, into one buffer (one socket write). Payload
- * bytes are copied once, straight into the output.
+ * Encodes frames, each varint-length-prefixed, as the chunks of one socket write. Small frames
+ * share one buffer; a payload of `direct` bytes or more is not copied: its frame's other fields
+ * are encoded first and the payload itself follows as its own chunk (a view of the caller's
+ * bytes, which must not change until written). Protobuf readers accept fields in any order.
  */
+export function encodeLinkChunks(frames: readonly LinkMessage[], direct = directPayloadBytes): Buffer[] {
+  const chunks: Buffer[] = [];
+  let w = protobuf.Writer.create();
+  for (const f of frames) {
+    const kind = largePayload(f, direct);
+    if (!kind) {
+      pb.LinkFrame.encodeDelimited(f as relaygate.v1.ILinkFrame, w);
+      continue;
+    }
+    const carrier = payloadCarriers[kind];
+    const body = (f as unknown as Record<PayloadKind, { payload: Uint8Array }>)[kind];
+    const payload = body.payload;
+    const rest = carrier.type.encode({ ...body, payload: undefined } as never).finish();
+    const payloadTag = (carrier.payloadField << 3) | 2;
+    const bodyLen = rest.length + sizeVarint(payloadTag) + sizeVarint(payload.length) + payload.length;
+    const bodyTag = (carrier.bodyField << 3) | 2;
+    const idLen = f.id ? 1 + sizeVarint(f.id) : 0;
+    w.uint32(idLen + sizeVarint(bodyTag) + sizeVarint(bodyLen) + bodyLen);
+    if (f.id) w.uint32(8).uint32(f.id);
+    w.uint32(bodyTag).uint32(bodyLen).raw(rest).uint32(payloadTag).uint32(payload.length);
+    chunks.push(w.finish(true) as Buffer, Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    w = protobuf.Writer.create();
+  }
+  if (w.pos > 0) chunks.push(w.finish(true) as Buffer);
+  return chunks;
+}
+
+/** Encodes frames, each varint-length-prefixed, into one buffer. */
 export function encodeLinkBatch(frames: readonly LinkMessage[]): Buffer {
-  const w = protobuf.Writer.create();
-  for (const f of frames) pb.LinkFrame.encodeDelimited(f as relaygate.v1.ILinkFrame, w);
-  return w.finish() as Buffer;
+  const chunks = encodeLinkChunks(frames, Infinity);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 /** Encodes one frame with its length prefix. */

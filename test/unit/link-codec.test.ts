@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/protocol/codec.js';
-import { decodeLinkFrame, encodeLinkBatch, encodeLinkFrame, type LinkMessage } from '../../src/protocol/link-codec.js';
+import { decodeLinkFrame, encodeLinkBatch, encodeLinkChunks, encodeLinkFrame, type LinkMessage } from '../../src/protocol/link-codec.js';
 import { FrameParser } from '../../src/protocol/link-framing.js';
 
 function roundTrip(frames: LinkMessage[]): LinkMessage[] {
@@ -56,5 +57,43 @@ describe('link codec', () => {
     expect(f!.id).toBe(0xffffffff);
     expect((f as { request: { payload: Buffer; deadlineMs: number } }).request.payload.equals(payload)).toBe(true);
     expect((f as { request: { deadlineMs: number } }).request.deadlineMs).toBe(2 ** 31);
+  });
+
+  it('sends large payloads as their own chunks, uncopied, and the stream still decodes to the same frames', () => {
+    const big = Buffer.alloc(20_000, 9);
+    const frames: LinkMessage[] = [
+      { id: 0, ping: { nonce: 1 } },
+      { id: 300, request: { function: 'echo', payload: big, contentType: 'x/y', deadlineMs: 5, subject: 's', tenant: 't', metadata: { k: 'v' }, requestId: 'r' } },
+      { id: 301, result: { payload: big, contentType: 'a/b', nodeId: 'n', durationMs: 3 } },
+      { id: 302, progress: { fraction: 0.25, payload: big } },
+      { id: 303, result: { payload: Buffer.from('small') } },
+    ];
+    const chunks = encodeLinkChunks(frames, 8192);
+    const direct = chunks.filter((c) => c.buffer === big.buffer);
+    expect(direct).toHaveLength(3);
+    const got: LinkMessage[] = [];
+    const parser = new FrameParser(1 << 20, (f) => got.push(decodeLinkFrame(Buffer.from(f))));
+    for (const c of chunks) parser.push(c);
+    expect(got).toEqual(roundTrip(frames));
+  });
+
+  it('chunked and single-buffer encodings decode identically for any payload sizes and threshold', () => {
+    const body = fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.from(a));
+    const frame: fc.Arbitrary<LinkMessage> = fc.oneof(
+      fc.record({ id: fc.integer({ min: 1, max: 2 ** 32 - 1 }), payload: body, fn: fc.string({ maxLength: 20 }) })
+        .map(({ id, payload, fn }) => ({ id, request: { function: fn, payload, contentType: '', deadlineMs: 9, subject: '', tenant: 'x', metadata: {}, requestId: 'q' } })),
+      fc.record({ id: fc.nat(), payload: body }).map(({ id, payload }) => ({ id, result: { payload, contentType: 'c', nodeId: '', durationMs: 0 } })),
+      fc.record({ id: fc.nat(), payload: body, fraction: fc.double({ min: 0, max: 1, noNaN: true }) }).map(({ id, payload, fraction }) => ({ id, progress: { fraction, payload } })),
+      fc.nat().map((nonce) => ({ id: 0, pong: { nonce } })),
+    );
+    fc.assert(fc.property(fc.array(frame, { maxLength: 12 }), fc.integer({ min: 0, max: 700 }), (frames, direct) => {
+      const decode = (chunks: Buffer[]): LinkMessage[] => {
+        const out: LinkMessage[] = [];
+        const parser = new FrameParser(1 << 20, (f) => out.push(decodeLinkFrame(Buffer.from(f))));
+        for (const c of chunks) parser.push(c);
+        return out;
+      };
+      expect(decode(encodeLinkChunks(frames, direct))).toEqual(decode([encodeLinkBatch(frames)]));
+    }));
   });
 });
