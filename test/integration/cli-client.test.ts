@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SignJWT } from 'jose';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { RelaygateClient, RelaygateError, type ConnectOptions } from '../../src/client/index.js';
 import type { Event } from '../../src/client/index.js';
 import { Code } from '../../src/errors.js';
@@ -11,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { runNode, type RunningNode } from '../../src/cli/node.js';
 import { loadSettings } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
+import { startGateway } from '../../src/gateway.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { TEST_SECRET, selfSignedCert, startTestGateway, testToken, type TestCert, type TestGateway } from '../helpers/gateway.js';
 
@@ -268,6 +271,36 @@ describe('RelaygateClient', () => {
     const client = await open({ token: await testToken({ ttlMs: 1_000 }) });
     await expect(client.closedInfo).resolves.toMatchObject({ code: 4001, reconnect: true, needsFreshToken: true });
     expect((await rejection(client.ping())).closeCode).toBe(4001);
+  });
+
+  it('is told to retry (503) while the JWKS cannot be fetched, then connects with a JWKS-verified token', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] };
+    let up = true;
+    const server = createServer((_req, res) => {
+      if (!up) { res.writeHead(500).end(); return; }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+    const keyed = await startGateway(loadSettings('gateway', { RELAYGATE_HOST: '127.0.0.1', RELAYGATE_PORT: '0', RELAYGATE_JWKS_URL: jwksUrl }, []).values, silentLogger());
+    const wsUrl = `ws://127.0.0.1:${keyed.port}/v1/ws`;
+    try {
+      const sign = (kid: string) => new SignJWT({ sub: 'carol', scope: 'publish:x' }).setProtectedHeader({ alg: 'ES256', kid }).setExpirationTime('1h').sign(privateKey);
+      up = false;
+      const err = await rejection(RelaygateClient.connect(wsUrl, { token: await sign('k1') }));
+      expect([err.httpStatus, err.code]).toEqual([503, Code.UNAVAILABLE]);
+      expect(err.retryAfterMs).toBeGreaterThan(0);
+      up = true;
+      const client = await RelaygateClient.connect(wsUrl, { token: await sign('k1') });
+      clients.push(client);
+      await expect(client.publish('x', 'hi')).resolves.toBeTruthy();
+      expect((await rejection(RelaygateClient.connect(wsUrl, { token: await sign('k2') }))).httpStatus).toBe(401);
+      expect((await rejection(RelaygateClient.connect(wsUrl, { token: await testToken() }))).httpStatus).toBe(401);
+    } finally {
+      await keyed.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('a closed client rejects new requests at once and says why it closed', async () => {
