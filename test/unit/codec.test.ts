@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { thrownBy } from '../helpers/thrown.js';
 import {
   DecodeError,
   decodeClientFrame,
@@ -21,16 +22,7 @@ const bytes = (...b: number[]) => new Uint8Array(b);
 const text = (s: string) => new TextEncoder().encode(s);
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-function decodeError(fn: () => unknown): DecodeError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(DecodeError);
-  return caught as DecodeError;
-}
+const decodeError = (fn: () => unknown): DecodeError => thrownBy(DecodeError, fn);
 
 /** The same ClientFrame in the binary encoding and in canonical JSON, and what both decode to. */
 const clientCases: Array<[name: string, proto: Parameters<typeof encodeClientFrame>[0], json: unknown, expected: ClientFrame]> = [

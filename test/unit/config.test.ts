@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { thrownBy } from '../helpers/thrown.js';
 import { ConfigError, loadSettings, parseBytes, parseDuration, settingsHelp, settingsMarkdown, settingsTable, type Command } from '../../src/config.js';
 
 const commands: Command[] = ['gateway', 'node', 'dev', 'token', 'call', 'sub', 'pub'];
 
-function configError(fn: () => unknown): ConfigError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(ConfigError);
-  return caught as ConfigError;
-}
+const configError = (fn: () => unknown): ConfigError => thrownBy(ConfigError, fn);
 
 describe('parseDuration', () => {
   it.each<[string, number | undefined]>([
