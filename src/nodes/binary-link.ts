@@ -50,15 +50,35 @@ export interface BinaryLinkNodeInfo {
   readonly draining: boolean;
 }
 
-interface Call {
-  readonly id: number;
-  readonly call: NodeCall;
-  readonly handler: NodeCallHandler;
-  readonly frame: LinkMessage;
-  conn: Connection | undefined;
-  timer: NodeJS.Timeout | undefined;
-  onAbort: (() => void) | undefined;
-  done: boolean;
+/** One call on the link; it is its own abort listener and deadline timer argument, so no closures per call. */
+class Call {
+  id = 0;
+  conn: Connection | undefined = undefined;
+  timer: NodeJS.Timeout | undefined = undefined;
+  listening = false;
+  done = false;
+
+  constructor(
+    readonly call: NodeCall,
+    readonly handler: NodeCallHandler,
+    readonly frame: LinkMessage,
+    private readonly giveUp: (c: Call, f: NodeFailure) => void,
+  ) {}
+
+  /** The caller's signal fired: Cancel, client disconnect or gateway drain. */
+  handleEvent(): void {
+    this.listening = false;
+    this.giveUp(this, failure(Code.CANCELLED, 'cancelled', false, false, false));
+  }
+
+  expire(): void {
+    this.timer = undefined;
+    this.giveUp(this, failure(Code.DEADLINE_EXCEEDED, 'deadline exceeded', false, false, false));
+  }
+}
+
+function expireCall(c: Call): void {
+  c.expire();
 }
 
 interface Connection {
@@ -98,6 +118,7 @@ export class BinaryNodeLink implements NodeLink {
   private rotate = 0;
   private nonce = 0;
   private readyWaiters: (() => void)[] = [];
+  private readonly giveUp = (c: Call, f: NodeFailure): void => this.cancelOnNode(c, f);
 
   constructor(readonly url: string, private readonly opts: BinaryLinkOptions = {}) {
     const u = new URL(url);
@@ -167,10 +188,10 @@ export class BinaryNodeLink implements NodeLink {
         subject: call.subject, tenant: call.tenant, metadata: call.metadata as Record<string, string>, requestId: call.requestId,
       },
     };
-    const c: Call = { id: 0, call, handler, frame, conn: undefined, timer: undefined, onAbort: undefined, done: false };
-    c.timer = setTimeout(() => this.expire(c), left);
-    c.onAbort = () => this.abort(c);
-    call.signal.addEventListener('abort', c.onAbort, { once: true });
+    const c = new Call(call, handler, frame, this.giveUp);
+    c.timer = setTimeout(expireCall, left, c);
+    call.signal.addEventListener('abort', c, { once: true });
+    c.listening = true;
     const conn = this.pick();
     if (conn) return this.dispatch(conn, c);
     if (this.down) return this.end(c, failure(Code.UNAVAILABLE, 'node link unreachable', true, true, false));
@@ -236,7 +257,7 @@ export class BinaryNodeLink implements NodeLink {
     let id = conn.nextId;
     while (id === 0 || conn.calls.has(id)) id = (id + 1) >>> 0;
     conn.nextId = (id + 1) >>> 0;
-    (c as { id: number }).id = id;
+    c.id = id;
     (c.frame as { id: number }).id = id;
     (c.frame as { request: { deadlineMs: number } }).request.deadlineMs = Math.max(1, c.call.deadlineAtMs - Date.now());
     c.conn = conn;
@@ -406,16 +427,6 @@ export class BinaryNodeLink implements NodeLink {
     conn.wire?.destroy(new Error(problem));
   }
 
-  private expire(c: Call): void {
-    c.timer = undefined;
-    this.cancelOnNode(c, failure(Code.DEADLINE_EXCEEDED, 'deadline exceeded', false, false, false));
-  }
-
-  private abort(c: Call): void {
-    c.onAbort = undefined;
-    this.cancelOnNode(c, failure(Code.CANCELLED, 'cancelled', false, false, false));
-  }
-
   /**
    * Ends a call the gateway gave up on: a request still in the batch is withdrawn, one already
    * written gets a cancel frame so the node aborts it.
@@ -438,7 +449,7 @@ export class BinaryNodeLink implements NodeLink {
   private settle(c: Call): void {
     c.done = true;
     if (c.timer) clearTimeout(c.timer);
-    if (c.onAbort) c.call.signal.removeEventListener('abort', c.onAbort);
+    if (c.listening) c.call.signal.removeEventListener('abort', c);
     if (c.conn) {
       c.conn.calls.delete(c.id);
       if (this.waiting.length > 0) this.pumpWaiting();
