@@ -1,6 +1,6 @@
 // Starts gateways for tests: in-process through startGateway, or as a real `relaygate gateway`
 // child process (waiting for its "listening" log line). Also signs tokens and makes TLS certificates.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,8 @@ import { signToken } from '../../src/auth/token.js';
 import { loadSettings } from '../../src/config.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { silentLogger, type Logger } from '../../src/log.js';
+import { cliPath } from './cli.js';
+import { spawnNodeProcess, type LogEntry } from './nodes.js';
 
 /** The HS256 secret test gateways verify with. */
 export const TEST_SECRET = 'relaygate-test-secret-0123456789abcdef';
@@ -88,49 +90,15 @@ export async function startTestGateway(env: Record<string, string> = {}, log: Lo
 export interface GatewayProcess {
   child: ChildProcess;
   port: number;
-  /** Every stdout line so far (JSON log lines). */
-  lines: string[];
-  stderr: () => string;
+  /** Its JSON log lines so far. */
+  logs: LogEntry[];
   /** Resolves with the exit code (or signal name) once the process is gone. */
   exited: Promise<number | string>;
   kill(signal?: NodeJS.Signals): void;
 }
 
-const cliPath = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
-
-/** Spawns `node dist/cli/main.js gateway --port 0` (needs `npm run build`) and waits for "listening". */
+/** Spawns `relaygate gateway --port 0` (needs `npm run build`) and waits for its "listening" line. */
 export async function spawnGateway(env: Record<string, string> = {}, args: string[] = [], timeoutMs = 30_000): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [cliPath, 'gateway', '--port', '0', ...args], {
-    env: { PATH: process.env.PATH ?? '', ...testEnv(env) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`gateway did not log "listening" within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
-    child.stdout!.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        try {
-          const entry = JSON.parse(line) as { msg?: string; port?: number };
-          if (entry.msg === 'listening' && typeof entry.port === 'number') {
-            clearTimeout(timer);
-            resolve(entry.port);
-          }
-        } catch { /* not JSON: keep it in lines */ }
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited (${code}) before listening: ${stderr}`));
-    });
-  });
-  return { child, port, lines, stderr: () => stderr, exited, kill: (signal = 'SIGTERM') => child.kill(signal) };
+  const proc = await spawnNodeProcess({ args: [cliPath, 'gateway', '--port', '0', ...args], env: testEnv(env) }, timeoutMs);
+  return { child: proc.child, port: proc.port, logs: proc.logs, exited: proc.exited, kill: (signal = 'SIGTERM') => proc.child.kill(signal) };
 }
