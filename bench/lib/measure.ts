@@ -23,6 +23,11 @@ export interface CaseResult {
   elapsedMs: number;
   latencyUs: Latency;
   cpu: ProcessCpu[];
+  /**
+   * Operations per second of server CPU (all server processes of the case together): the cost
+   * view, which holds even when other processes take cores away during the window.
+   */
+  opsPerServerCpuSec: number;
   /** Share of all cores busy on the machine, and the part of it from processes outside this run. */
   machineBusyPct: number;
   otherLoadPct: number;
@@ -114,6 +119,7 @@ export function summarize(
     const ms = win.cpuUserMs + win.cpuSystemMs;
     cpu.push({ name: w.label, role: 'client', pct: (ms / win.elapsedMs) * 100, usPerOp: perOp(ms) });
   });
+  const serverMs = o.servers.reduce((a, _s, i) => a + after[i]! - before[i]!, 0);
   const ourMs = after.reduce((a, b, i) => a + b - before[i]!, 0) + orchestratorCpuMs;
   const machineBusyPct = machineTotalMs > 0 ? (machineBusyMs / machineTotalMs) * 100 : 0;
   const otherLoadPct = machineTotalMs > 0 ? Math.max(0, ((machineBusyMs - ourMs) / machineTotalMs) * 100) : 0;
@@ -121,6 +127,7 @@ export function summarize(
     label: o.label, system: o.system, unit: o.unit,
     opsPerSec: elapsedMs > 0 ? (ops * 1000) / elapsedMs : 0,
     ops, errors, errorKinds, lost, elapsedMs, latencyUs, cpu, machineBusyPct, otherLoadPct,
+    opsPerServerCpuSec: serverMs > 0 ? (ops * 1000) / serverMs : 0,
     saturation: saturation(cpu, machineBusyPct, otherLoadPct, o.cores),
     extra,
     latencyResolutionUs: resolution,

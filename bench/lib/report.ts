@@ -32,6 +32,13 @@ export interface RunReport {
   failures: Array<{ scenario: string; error: string }>;
 }
 
+/** a ÷ b of throughput, and the same ratio per server CPU-second in words (for a ratio's detail). */
+export function per(a: CaseResult | undefined, b: CaseResult | undefined): { value: number | undefined; cpu: string } {
+  if (!a || !b || b.opsPerSec <= 0) return { value: undefined, cpu: '' };
+  const cpu = b.opsPerServerCpuSec > 0 ? a.opsPerServerCpuSec / b.opsPerServerCpuSec : 0;
+  return { value: a.opsPerSec / b.opsPerSec, cpu: `; per server CPU-second ${cpu.toFixed(2)}×` };
+}
+
 /** A figure reported beside the targets, with no goal of its own. */
 export function figure(name: string, value: number | undefined, detail: string): Ratio {
   return { name, value, target: '—', pass: undefined, detail };
@@ -61,10 +68,10 @@ function lat(c: CaseResult, us: number): string {
 export function caseTable(title: string, cases: CaseResult[]): Table {
   return {
     title,
-    columns: ['case', 'system', 'throughput', 'p50', 'p99', 'p99.9', 'errors', 'server CPU (% of a core, µs per op)', 'load generator CPU', 'saturated'],
+    columns: ['case', 'system', 'throughput', 'p50', 'p99', 'p99.9', 'errors', 'per server CPU-second', 'server CPU (% of a core, µs per op)', 'load generator CPU', 'saturated'],
     rows: cases.map((c) => [
       c.label, c.system, throughputCell(c), lat(c, c.latencyUs.p50), lat(c, c.latencyUs.p99), lat(c, c.latencyUs.p999),
-      c.errors + (c.lost ? ` (+${c.lost} lost)` : ''), cpuCell(c, 'server'), cpuCell(c, 'client'), c.saturation,
+      c.errors + (c.lost ? ` (+${c.lost} lost)` : ''), compact(c.opsPerServerCpuSec), cpuCell(c, 'server'), cpuCell(c, 'client'), c.saturation,
     ]),
   };
 }

@@ -44,15 +44,43 @@ export class DeliveryTracker {
   }
 }
 
-/** Publisher pacing: `window` publishes awaiting their ack, and never more than `maxLag` ahead of the slowest subscriber. */
+/**
+ * Publisher pacing: `window` publishes awaiting their ack, never more than `maxLag` ahead of the
+ * slowest subscriber and, when `ratePerSec` > 0, no faster than that rate (an open-loop load for
+ * measuring latency below saturation).
+ */
 export class PublishPacer {
   seq = 0;
   inFlight = 0;
   slowest = 0;
+  private credit = 0;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(readonly window: number, readonly maxLag: number) {}
+  constructor(readonly window: number, readonly maxLag: number, readonly ratePerSec = 0) {}
 
   canSend(): boolean {
-    return this.inFlight < this.window && this.seq - this.slowest < this.maxLag;
+    return this.inFlight < this.window && this.seq - this.slowest < this.maxLag && (this.ratePerSec <= 0 || this.credit >= 1);
+  }
+
+  /** Call for every publish sent. */
+  sent(): void {
+    this.seq++;
+    if (this.ratePerSec > 0) this.credit--;
+  }
+
+  /** With a rate, adds credit every few milliseconds and calls `pump`. */
+  start(pump: () => void): void {
+    if (this.ratePerSec <= 0) { pump(); return; }
+    let last = performance.now();
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      this.credit = Math.min(this.credit + ((now - last) / 1000) * this.ratePerSec, Math.max(1, this.window));
+      last = now;
+      pump();
+    }, 2);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
   }
 }

@@ -11,13 +11,14 @@ interface Config {
   payloadBytes: number;
   window: number;
   maxLag: number;
+  ratePerSec?: number;
 }
 
 /** Role "redis-publish". */
 export const createRedisPublish: RoleFactory = (raw) => {
   const cfg = raw as unknown as Config;
   const meter = new Meter();
-  const pacer = new PublishPacer(cfg.window, cfg.maxLag);
+  const pacer = new PublishPacer(cfg.window, cfg.maxLag, cfg.ratePerSec);
   const redis = new Redis(cfg.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   let running = false;
 
@@ -25,7 +26,8 @@ export const createRedisPublish: RoleFactory = (raw) => {
     while (running && pacer.canSend()) {
       const sent = performance.now();
       pacer.inFlight++;
-      redis.publish(cfg.channel, stampedPayload(cfg.payloadBytes, ++pacer.seq)).then(
+      pacer.sent();
+      redis.publish(cfg.channel, stampedPayload(cfg.payloadBytes, pacer.seq)).then(
         () => { meter.ops++; meter.histogram.record((performance.now() - sent) * 1000); },
         (err: Error) => meter.error(err.message),
       ).finally(() => { pacer.inFlight--; pump(); });
@@ -39,13 +41,14 @@ export const createRedisPublish: RoleFactory = (raw) => {
       await redis.connect();
       return { connected: 1 };
     },
-    start() { running = true; pump(); },
+    start() { running = true; pacer.start(pump); },
     notify(message) {
       if (typeof message.minSeq === 'number' && message.minSeq > pacer.slowest) pacer.slowest = message.minSeq;
       pump();
     },
     async stop() {
       running = false;
+      pacer.stop();
       redis.disconnect();
     },
   };

@@ -111,9 +111,9 @@ export const createSioSubscribe: RoleFactory = (raw, emit) => {
 
 /** Role "sio-publish": one socket publishing stamped payloads, acked after the adapter took them. */
 export const createSioPublish: RoleFactory = (raw) => {
-  const cfg = raw as unknown as Common & { topic: string; payloadBytes: number; window: number; maxLag: number };
+  const cfg = raw as unknown as Common & { topic: string; payloadBytes: number; window: number; maxLag: number; ratePerSec?: number };
   const meter = new Meter();
-  const pacer = new PublishPacer(cfg.window, cfg.maxLag);
+  const pacer = new PublishPacer(cfg.window, cfg.maxLag, cfg.ratePerSec);
   let socket: Socket | undefined;
   let running = false;
 
@@ -121,7 +121,8 @@ export const createSioPublish: RoleFactory = (raw) => {
     while (running && socket && pacer.canSend()) {
       const t0 = performance.now();
       pacer.inFlight++;
-      socket.emit('publish', cfg.topic, stampedPayload(cfg.payloadBytes, ++pacer.seq), (res: { error?: { code: string } }) => {
+      pacer.sent();
+      socket.emit('publish', cfg.topic, stampedPayload(cfg.payloadBytes, pacer.seq), (res: { error?: { code: string } }) => {
         pacer.inFlight--;
         meter.histogram.record((performance.now() - t0) * 1000);
         if (res?.error) meter.error(res.error.code);
@@ -138,13 +139,14 @@ export const createSioPublish: RoleFactory = (raw) => {
       socket = await connectOne(`http://${cfg.host}:${cfg.ports[0]}`, cfg.token);
       return { connected: 1 };
     },
-    start() { running = true; pump(); },
+    start() { running = true; pacer.start(pump); },
     notify(message) {
       if (typeof message.minSeq === 'number' && message.minSeq > pacer.slowest) pacer.slowest = message.minSeq;
       pump();
     },
     async stop() {
       running = false;
+      pacer.stop();
       socket?.close();
     },
   };

@@ -100,13 +100,15 @@ interface PublishConfig {
   payloadBytes: number;
   window: number;
   maxLag: number;
+  /** Publishes per second; 0 = as fast as the window and lag allow. */
+  ratePerSec?: number;
 }
 
 /** Role "ws-publish": one connection publishing stamped payloads, paced by acks and by the slowest subscriber. */
 export const createWsPublish: RoleFactory = (raw) => {
   const cfg = raw as unknown as PublishConfig;
   const meter = new Meter();
-  const pacer = new PublishPacer(cfg.window, cfg.maxLag);
+  const pacer = new PublishPacer(cfg.window, cfg.maxLag, cfg.ratePerSec);
   const scan = scanOf();
   const gateway = cfg.target === 'gateway';
   const sentAt = new Float64Array(cfg.window);
@@ -120,7 +122,8 @@ export const createWsPublish: RoleFactory = (raw) => {
     const frames: Buffer[] = [];
     while (pacer.canSend()) {
       const slot = freeSlots.pop()!;
-      const payload = stampedPayload(cfg.payloadBytes, ++pacer.seq);
+      pacer.sent();
+      const payload = stampedPayload(cfg.payloadBytes, pacer.seq);
       if (gateway) {
         const body = publishFrame(cfg.topic, payload);
         body[1] = ((MIN_ID + slot) & 0x7f) | 0x80;
@@ -170,14 +173,14 @@ export const createWsPublish: RoleFactory = (raw) => {
         },
       );
     }),
-    start() { running = true; pump(); },
+    start() { running = true; pacer.start(pump); },
     notify(message) {
       if (typeof message.minSeq === 'number' && message.minSeq > pacer.slowest) pacer.slowest = message.minSeq;
       pump();
     },
     async stop() {
       running = false;
-      meter.extra.published = pacer.seq;
+      pacer.stop();
       ws?.close();
     },
   };

@@ -6,7 +6,7 @@ import type { BenchContext } from '../lib/context.js';
 import type { CaseResult } from '../lib/measure.js';
 import type { LoadWorker, Server } from '../lib/procs.js';
 import { startRedis } from '../lib/procs.js';
-import { caseCharts, caseTable, ratio, type ScenarioResult } from '../lib/report.js';
+import { caseCharts, caseTable, per, ratio, type ScenarioResult } from '../lib/report.js';
 import { sourcesFor } from '../load/role.js';
 import { compareRounds, split, startWorkers, type CaseFactory } from './common.js';
 
@@ -68,33 +68,45 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
     };
   };
 
+  type Spec = Parameters<typeof factory>;
+  const halfLoad: CaseResult[] = [];
   for (const m of p.subscribers) {
     ctx.log(` ${m} subscribers`);
-    const factories: CaseFactory[] = [];
-    if (gateways.length) factories.push(factory(m, 'relaygate', [...gateways, redis],
+    const specs: Spec[] = [];
+    if (gateways.length) specs.push([m, 'relaygate', [...gateways, redis],
       'ws-subscribe', { target: 'gateway', host: '127.0.0.1', ports: gateways.map((g) => g.port), token, topic: TOPIC, sources: sources(m, 2) },
-      'ws-publish', { target: 'gateway', host: '127.0.0.1', port: gateways[0]!.port, token, topic: TOPIC, ...pub }));
-    if (sios.length) factories.push(factory(m, 'socket.io + redis-adapter', [...sios, redis],
+      'ws-publish', { target: 'gateway', host: '127.0.0.1', port: gateways[0]!.port, token, topic: TOPIC, ...pub }]);
+    if (sios.length) specs.push([m, 'socket.io + redis-adapter', [...sios, redis],
       'sio-subscribe', { host: '127.0.0.1', ports: sios.map((s) => s.port), token, topic: TOPIC },
-      'sio-publish', { host: '127.0.0.1', ports: [sios[0]!.port], token, topic: TOPIC, ...pub }));
-    if (pipes.length) factories.push(factory(m, 'bare redis→ioredis→uWS', [...pipes, redis],
+      'sio-publish', { host: '127.0.0.1', ports: [sios[0]!.port], token, topic: TOPIC, ...pub }]);
+    if (pipes.length) specs.push([m, 'bare redis→ioredis→uWS', [...pipes, redis],
       'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: pipes.map((s) => s.port), token: '', topic: 'bench', sources: sources(m, 2) },
-      'redis-publish', { redisUrl, channel: 'bench-pipe', ...pub }));
-    if (uws) factories.push(factory(m, 'bare uWS topics', [uws],
+      'redis-publish', { redisUrl, channel: 'bench-pipe', ...pub }]);
+    if (uws) specs.push([m, 'bare uWS topics', [uws],
       'ws-subscribe', { target: 'uws', host: '127.0.0.1', ports: [uws.port], token: '', topic: 'bench', sources: sources(m, 1) },
-      'ws-publish', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '', topic: 'bench', ...pub }));
+      'ws-publish', { target: 'uws', host: '127.0.0.1', port: uws.port, token: '', topic: 'bench', ...pub }]);
     // Opening ten thousand Socket.IO clients takes long: large counts run once.
-    cases.push(...await compareRounds(ctx, factories, m > 2000 ? 1 : p.rounds));
+    const saturated = await compareRounds(ctx, specs.map((a) => factory(...a)), m > 2000 ? 1 : p.rounds);
+    cases.push(...saturated);
+    // Latency at saturation is mostly queueing; each system is also measured at half its own
+    // sustained rate, an open-loop load it can keep up with.
+    ctx.log('  at half load');
+    const half = await compareRounds(ctx, specs.map((a, i) => {
+      const rate = Math.max(1, (0.5 * saturated[i]!.opsPerSec) / m);
+      return factory(a[0], a[1], a[2], a[3], a[4], a[5], { ...a[6], ratePerSec: rate });
+    }), 1);
+    halfLoad.push(...half);
   }
 
   const at = p.subscribers.includes(1000) ? 1000 : p.subscribers[0]!;
   const label = `${at.toLocaleString('en')} subscribers`;
   const find = (system: string): CaseResult | undefined => cases.find((c) => c.label === label && c.system === system);
-  const per = (a?: CaseResult, b?: CaseResult): number | undefined => (a && b && b.opsPerSec > 0 ? a.opsPerSec / b.opsPerSec : undefined);
   const gw = find('relaygate');
+  const vsSio = per(gw, find('socket.io + redis-adapter'));
+  const vsPipe = per(gw, find('bare redis→ioredis→uWS'));
   const ratios = [
-    ratio(`fan-out ${label}: relaygate ÷ Socket.IO + redis-adapter`, per(gw, find('socket.io + redis-adapter')), '>=', 20, `deliveries/s, ${p.publishWindow} publishes in flight, 2 instances each`),
-    ratio(`fan-out ${label}: relaygate ÷ bare Redis→ioredis→uWS pipe`, per(gw, find('bare redis→ioredis→uWS')), '>=', 0.7, 'same Redis, 2 instances each, same subscriber clients'),
+    ratio(`fan-out ${label}: relaygate ÷ Socket.IO + redis-adapter`, vsSio.value, '>=', 20, `deliveries/s, ${p.publishWindow} publishes in flight, 2 instances each${vsSio.cpu}`),
+    ratio(`fan-out ${label}: relaygate ÷ bare Redis→ioredis→uWS pipe`, vsPipe.value, '>=', 0.7, `same Redis, 2 instances each, same subscriber clients${vsPipe.cpu}`),
   ];
   for (const c of cases) {
     notes.push(`${c.system}, ${c.label}: ${Math.round(c.extra.publishesPerSec ?? 0)} publishes/s; ${c.lost} deliveries lost; ${c.extra.subscribersConnected} subscribed.`);
@@ -104,8 +116,14 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
     title: 'fan-out: one publisher, many subscribers, through Redis',
     params: { rounds: `${p.rounds} (1 above 2,000 subscribers)`, subscribers: p.subscribers, publishWindow: p.publishWindow, maxLag: p.maxLag, payloadBytes: p.fanoutPayload, subscriberWorkers: SUBSCRIBER_WORKERS, durationSec: p.durationSec, warmupSec: p.warmupSec },
     cases,
-    tables: [caseTable('', cases)],
-    charts: caseCharts('fanout', 'deliveries per second', cases),
+    tables: [
+      caseTable('At saturation (publisher paced only by its window and the slowest subscriber)', cases),
+      caseTable('At half load (each system at half its own sustained rate: publish-to-receive latency without a queue)', halfLoad),
+    ],
+    charts: [
+      caseCharts('fanout', 'deliveries per second', cases)[0]!,
+      caseCharts('fanout-half-load', 'deliveries per second', halfLoad)[1]!,
+    ],
     ratios,
     notes,
   };

@@ -4,7 +4,7 @@
 import type { BenchContext } from '../lib/context.js';
 import type { CaseResult } from '../lib/measure.js';
 import type { Server } from '../lib/procs.js';
-import { caseCharts, caseTable, figure, type ScenarioResult } from '../lib/report.js';
+import { caseCharts, caseTable, figure, per, type ScenarioResult } from '../lib/report.js';
 import { compareRounds, startWorkers, type CaseFactory } from './common.js';
 
 export async function http(ctx: BenchContext): Promise<ScenarioResult> {
@@ -35,7 +35,7 @@ export async function http(ctx: BenchContext): Promise<ScenarioResult> {
 
   const via = cases.find((c) => c.label === echo && c.system === 'relaygate');
   const direct = cases.find((c) => c.label === echo && c.system === 'node direct (HTTP)');
-  const overhead = via && direct && direct.opsPerSec > 0 ? via.opsPerSec / direct.opsPerSec : undefined;
+  const overhead = per(via, direct);
   const notes = [
     'Latency here is autocannon\'s, recorded in whole milliseconds.',
     'Overhead of the gateway hop on the HTTP bridge: requests/s through the gateway ÷ requests/s to the node directly, same autocannon settings. The gateway forwards to the same node over keep-alive HTTP, so this is bounded by the node sharing the two cores with the gateway and autocannon.',
@@ -48,7 +48,7 @@ export async function http(ctx: BenchContext): Promise<ScenarioResult> {
     cases,
     tables: [caseTable('', cases)],
     charts: caseCharts('http', 'requests per second', cases),
-    ratios: [figure('http POST /v1/invoke/echo: through the gateway ÷ node direct', overhead, 'the HTTP bridge\'s share of direct requests/s (autocannon, same settings)')],
+    ratios: [figure('http POST /v1/invoke/echo: through the gateway ÷ node direct', overhead.value, `the HTTP bridge's share of direct requests/s (autocannon, same settings)${overhead.cpu}`)],
     notes,
   };
 }

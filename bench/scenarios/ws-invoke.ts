@@ -4,7 +4,7 @@
 import type { BenchContext } from '../lib/context.js';
 import type { CaseResult } from '../lib/measure.js';
 import type { Server } from '../lib/procs.js';
-import { caseCharts, caseTable, ratio, type ScenarioResult } from '../lib/report.js';
+import { caseCharts, caseTable, per, ratio, type ScenarioResult } from '../lib/report.js';
 import { compareRounds, split, startWorkers, type CaseFactory } from './common.js';
 
 interface Workload { label: string; fn: string; payloadBytes: number; payloadText?: string }
@@ -69,11 +69,13 @@ export async function wsInvoke(ctx: BenchContext): Promise<ScenarioResult> {
   const direct = find(small, 'node direct (HTTP)');
   const sioCase = find(small, 'socket.io');
   const link = find(small, 'relaygate (binary link)');
-  const per = (a?: CaseResult, b?: CaseResult): number | undefined => (a && b && b.opsPerSec > 0 ? a.opsPerSec / b.opsPerSec : undefined);
+  const vsDirect = per(gw, direct);
+  const vsSio = per(gw, sioCase);
+  const linkVsDirect = per(link, direct);
   const ratios = [
-    ratio(`ws-invoke ${small}: relaygate ÷ node direct (HTTP)`, per(gw, direct), '>=', 0.6, `invokes/s at ${p.connections}×${p.window} in flight vs an undici Pool with ${concurrency} connections`),
-    ratio(`ws-invoke ${small}: relaygate ÷ Socket.IO peer`, per(gw, sioCase), '>=', 3, 'same connections and in-flight window, same node'),
-    ratio(`ws-invoke ${small}: binary link ÷ node direct (HTTP)`, per(link, direct), '>=', 1.5, 'relaygate+tcp:// node link vs HTTP to the node at the same concurrency'),
+    ratio(`ws-invoke ${small}: relaygate ÷ node direct (HTTP)`, vsDirect.value, '>=', 0.6, `invokes/s at ${p.connections}×${p.window} in flight vs an undici Pool with ${concurrency} connections${vsDirect.cpu}`),
+    ratio(`ws-invoke ${small}: relaygate ÷ Socket.IO peer`, vsSio.value, '>=', 3, `same connections and in-flight window, same node${vsSio.cpu}`),
+    ratio(`ws-invoke ${small}: binary link ÷ node direct (HTTP)`, linkVsDirect.value, '>=', 1.5, `relaygate+tcp:// node link vs HTTP to the node at the same concurrency${linkVsDirect.cpu}`),
   ];
   for (const c of cases) {
     const gwCpu = c.cpu.find((x) => x.name.startsWith('gateway') || x.name === 'socket.io');
