@@ -121,11 +121,27 @@ type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 type RequestBody = WithoutId<Exclude<ClientFrame, { kind: 'none' }>>;
 
 interface Pending {
-  readonly kind: ClientFrame['kind'];
+  /** Counted by the gateway against max_in_flight. */
+  readonly counted: boolean;
   resolve(message: ServerMessage): void;
   reject(err: RelaygateError): void;
   onProgress?: ((progress: Progress) => void) | undefined;
 }
+
+/** A counted request waiting for a free slot. */
+interface Waiting {
+  send(): void;
+  reject(err: RelaygateError): void;
+}
+
+interface RequestOptions {
+  onProgress?: ((progress: Progress) => void) | undefined;
+  onId?: (id: number) => void;
+  signal?: AbortSignal | undefined;
+}
+
+// What the gateway counts against max_in_flight; Ping, Cancel and Unsubscribe are answered at once.
+const countedKinds: ReadonlySet<ClientFrame['kind']> = new Set(['invoke', 'subscribe', 'publish', 'refresh']);
 
 interface Subscription {
   onEvent: (event: Event) => void;
@@ -184,6 +200,9 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
   readonly subprotocol: Subprotocol;
 
   private readonly pending = new Map<number, Pending>();
+  private readonly waiting: Waiting[] = [];
+  private inFlight = 0;
+  private readonly maxInFlight: number;
   private readonly subscriptions = new Map<string, Subscription>();
   private nextId = 1;
   private closed: CloseInfo | undefined;
@@ -193,6 +212,7 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
     super();
     this.subprotocol = subprotocol;
     this.welcome = welcome;
+    this.maxInFlight = welcome.maxInFlight > 0 ? welcome.maxInFlight : Number.POSITIVE_INFINITY;
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     this.closedPromise = new Promise((resolve) => {
       ws.on('close', (code, reason) => resolve(this.onClose(code, reason.toString('utf8'))));
@@ -281,7 +301,10 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
     return this.closedPromise;
   }
 
-  /** Invokes `fn`; resolves with the Result, rejects with the Error frame (or the closed connection). */
+  /**
+   * Invokes `fn`; resolves with the Result, rejects with the Error frame (or the closed connection).
+   * Beyond the Welcome's max_in_flight, the Invoke waits in the client for a free slot.
+   */
   invoke(fn: string, payload?: Uint8Array | string, options: InvokeOptions = {}): Promise<Result> {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(new RelaygateError(Code.CANCELLED, 'cancelled before it was sent'));
@@ -297,7 +320,7 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
     const onAbort = (): void => {
       if (this.pending.has(id)) this.request({ kind: 'cancel', targetId: id }).catch(() => undefined);
     };
-    const answer = this.request({ kind: 'invoke', invoke }, options.onProgress, (assigned) => { id = assigned; });
+    const answer = this.request({ kind: 'invoke', invoke }, { onProgress: options.onProgress, onId: (assigned) => { id = assigned; }, signal });
     signal?.addEventListener('abort', onAbort, { once: true });
     return answer.then(
       (m) => {
@@ -386,28 +409,51 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
     }
   }
 
-  /** Sends one request and resolves with its terminal frame (Result, Ack or Pong); Error rejects. */
-  private request(
-    body: RequestBody,
-    onProgress?: (progress: Progress) => void,
-    onId?: (id: number) => void,
-  ): Promise<ServerMessage> {
+  /**
+   * Sends one request and resolves with its terminal frame (Result, Ack or Pong); Error rejects.
+   * Requests the gateway counts against max_in_flight wait here, in order, for a free slot; an
+   * abort of `signal` while waiting drops the request unsent.
+   */
+  private request(body: RequestBody, options: RequestOptions = {}): Promise<ServerMessage> {
     if (this.closed) {
       return Promise.reject(new RelaygateError(Code.UNAVAILABLE, `connection closed (${this.closed.code})`, { closeCode: this.closed.code }));
     }
-    const id = this.allocateId();
-    onId?.(id);
-    const frame = { id, ...body } as ClientFrame;
     return new Promise<ServerMessage>((resolve, reject) => {
-      this.pending.set(id, { kind: frame.kind, resolve, reject, onProgress });
-      this.ws.send(encodeRequest(this.subprotocol, frame), (err) => {
-        if (!err) return;
-        const pending = this.pending.get(id);
-        if (!pending) return;
-        this.pending.delete(id);
-        pending.reject(new RelaygateError(Code.UNAVAILABLE, `send failed: ${err.message}`, { cause: err }));
-      });
+      const counted = countedKinds.has(body.kind);
+      const send = (): void => {
+        const id = this.allocateId();
+        options.onId?.(id);
+        if (counted) this.inFlight++;
+        this.pending.set(id, { counted, resolve, reject, onProgress: options.onProgress });
+        this.ws.send(encodeRequest(this.subprotocol, { id, ...body } as ClientFrame), (err) => {
+          if (err) this.settle(id)?.reject(new RelaygateError(Code.UNAVAILABLE, `send failed: ${err.message}`, { cause: err }));
+        });
+      };
+      if (!counted || (this.inFlight < this.maxInFlight && this.waiting.length === 0)) {
+        send();
+        return;
+      }
+      const waiting: Waiting = { send, reject };
+      this.waiting.push(waiting);
+      options.signal?.addEventListener('abort', () => {
+        const at = this.waiting.indexOf(waiting);
+        if (at < 0) return;
+        this.waiting.splice(at, 1);
+        reject(new RelaygateError(Code.CANCELLED, 'cancelled before it was sent'));
+      }, { once: true });
     });
+  }
+
+  /** Forgets a pending request, frees its slot and sends what waited for one. */
+  private settle(id: number): Pending | undefined {
+    const pending = this.pending.get(id);
+    if (!pending) return undefined;
+    this.pending.delete(id);
+    if (pending.counted) {
+      this.inFlight--;
+      while (this.inFlight < this.maxInFlight && this.waiting.length > 0) this.waiting.shift()!.send();
+    }
+    return pending;
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -439,14 +485,14 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
         pending.onProgress?.(m.progress);
         return;
       case 'error':
-        this.pending.delete(m.id);
+        this.settle(m.id);
         pending.reject(errorFrom(m.error));
         return;
       case 'event':
         // Events are unsolicited (id 0); one carrying a request id is not an answer.
         return;
       default:
-        this.pending.delete(m.id);
+        this.settle(m.id);
         pending.resolve(m);
     }
   }
@@ -456,8 +502,10 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
     this.closed = info;
     const failure = (): RelaygateError =>
       new RelaygateError(Code.UNAVAILABLE, `connection closed (${code}${reason ? ` ${reason}` : ''}) before the answer`, { closeCode: code });
-    const pending = [...this.pending.values()];
+    const pending = [...this.pending.values(), ...this.waiting];
     this.pending.clear();
+    this.waiting.length = 0;
+    this.inFlight = 0;
     this.subscriptions.clear();
     for (const p of pending) p.reject(failure());
     this.emit('close', info);

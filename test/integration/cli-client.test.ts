@@ -187,6 +187,28 @@ describe('RelaygateClient', () => {
     expect((await rejection(client.invoke('primes', 'not a number'))).code).toBe(Code.INVALID_ARGUMENT);
   });
 
+  it('keeps within the gateway\'s max in flight: requests beyond it wait in order, ping does not', async () => {
+    const narrow = await startTestGateway({ RELAYGATE_MAX_IN_FLIGHT: '4', RELAYGATE_NODES: node.url });
+    try {
+      const client = await RelaygateClient.connect(narrow.wsUrl, { token: await testToken() });
+      clients.push(client);
+      expect(client.welcome.maxInFlight).toBe(4);
+      const order: number[] = [];
+      const calls = Array.from({ length: 24 }, (_, i) => client.invoke('sleep', '30').then(() => order.push(i)));
+      const abort = new AbortController();
+      const dropped = rejection(client.invoke('sleep', '30', { signal: abort.signal }));
+      abort.abort();
+      await expect(client.ping()).resolves.toBeTruthy(); // not held behind the queue
+      expect((await dropped).code).toBe(Code.CANCELLED);
+      await Promise.all(calls);
+      expect(order).toHaveLength(24);
+      // Nothing was refused with RESOURCE_EXHAUSTED, and the queue is empty again.
+      await expect(client.invoke('echo', 'after')).resolves.toBeTruthy();
+    } finally {
+      await narrow.close();
+    }
+  });
+
   it('rejects requests in flight when the connection closes', async () => {
     const client = await open();
     const call = client.invoke('sleep', '20000');
