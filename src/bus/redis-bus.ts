@@ -89,10 +89,14 @@ export class RedisBus implements Bus {
   private probeOk = false;
   private probeSeq = 0;
   private probeOutstanding: { seq: number; sentAt: number } | undefined;
-  private readonly pingSince = new Map<Redis, number>();
+  /** Link -> when its outstanding heartbeat PING was sent. */
+  private readonly pingSince = new Map<string, number>();
+  /** Links whose heartbeat went unanswered and that have not answered since. */
+  private readonly silentLinks = new Set<string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private malformedLoggedAt = 0;
+  private readonly commandTimeoutMs: number;
 
   constructor(private readonly options: RedisBusOptions) {
     this.log = options.log;
@@ -102,23 +106,33 @@ export class RedisBus implements Bus {
 
     // Commands fail fast while a link is down (no offline queue, no resend after a reconnect):
     // a publish is acknowledged only when Redis took it, and never sent twice.
+    this.commandTimeoutMs = Math.max(2000, options.heartbeatMs * (HEARTBEAT_MISSES + 2));
     const failFast: RedisOptions = {
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
       connectTimeout: 5000,
-      commandTimeout: Math.max(2000, options.heartbeatMs * (HEARTBEAT_MISSES + 2)),
+      commandTimeout: this.commandTimeoutMs,
       retryStrategy: backoff,
     };
     if (options.cluster) {
       const seeds = options.url.split(',').map((s) => s.trim()).filter(Boolean);
+      // No `enableOfflineQueue: false` here: on a Cluster it makes ioredis reorder commands. A
+      // cluster that is not ready is refused in publish() instead, and commands are bounded by a timeout.
       const common: ClusterOptions = {
-        enableOfflineQueue: false,
         clusterRetryStrategy: backoff,
         slotsRefreshInterval: 2000,
         retryDelayOnMoved: 50,
       };
-      this.pub = new Cluster(seeds, { ...common, redisOptions: { ...failFast, connectionName: `relaygate-pub-${options.instanceId}` } }) as Client;
+      // Node connections open lazily; commands wait in order for their node's connection (a failed
+      // first attempt would be retried behind later commands and reorder a topic's events).
+      this.pub = new Cluster(seeds, {
+        ...common,
+        redisOptions: {
+          autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0, connectTimeout: 5000,
+          commandTimeout: this.commandTimeoutMs, connectionName: `relaygate-pub-${options.instanceId}`,
+        },
+      }) as Client;
       this.sub = new Cluster(seeds, {
         ...common,
         shardedSubscribers: true,
@@ -176,31 +190,46 @@ export class RedisBus implements Bus {
   }
 
   async publish(tenant: string, topic: string, event: EventBody, retention?: HistoryRetention): Promise<StreamPosition | undefined> {
-    if (this.closed) throw unavailable(new Error('bus closed'));
+    this.checkPublisher();
     const channel = this.channel(tenant, topic);
     const bytes = encodeEvent({ ...event, topic, position: undefined });
     const message = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     try {
       if (!retention) {
-        if (this.options.cluster) await this.pub.spublish(channel, message);
-        else await this.pub.publish(channel, message);
+        await this.bounded(this.options.cluster ? this.pub.spublish(channel, message) : this.pub.publish(channel, message));
         return undefined;
       }
       const [stream, meta] = streamKeys(channel);
       const command = this.options.cluster ? 'SPUBLISH' : 'PUBLISH';
-      const [offset, epoch] = await this.pub.rgAppend(stream, meta, channel, retention.size, retention.ttlMs, newEpoch(), message, command);
+      const [offset, epoch] = await this.bounded(this.pub.rgAppend(stream, meta, channel, retention.size, retention.ttlMs, newEpoch(), message, command));
       return { offset: Number(offset), epoch: String(epoch) };
     } catch (err) {
       throw unavailable(err);
     }
   }
 
+  /** Refuses at once while the publisher link is down: nothing is queued for later. */
+  private checkPublisher(): void {
+    if (this.closed) throw unavailable(new Error('bus closed'));
+    if (this.pub.status !== 'ready') throw unavailable(new Error(`publisher link ${this.pub.status}`));
+  }
+
+  /** A command's answer, or a rejection after the command timeout (the command may still run: never reported as done). */
+  private bounded<T>(command: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('bus command timed out')), this.commandTimeoutMs);
+    });
+    return Promise.race([command, timeout]).finally(() => clearTimeout(timer));
+  }
+
   async history(tenant: string, topic: string, after: number): Promise<HistoryState> {
+    this.checkPublisher();
     const channel = this.channel(tenant, topic);
     const [stream, meta] = streamKeys(channel);
     let reply: ReadReply;
     try {
-      reply = await this.pub.rgReadBuffer(stream, meta, after === Infinity ? '-' : String(after + 1));
+      reply = await this.bounded(this.pub.rgReadBuffer(stream, meta, after === Infinity ? '-' : String(after + 1)));
     } catch (err) {
       throw unavailable(err);
     }
@@ -220,7 +249,7 @@ export class RedisBus implements Bus {
   }
 
   ready(): boolean {
-    return !this.closed && this.subReady && this.pub.status === 'ready' && this.probeOk;
+    return !this.closed && this.subReady && this.pub.status === 'ready' && this.probeOk && this.silentLinks.size === 0;
   }
 
   async close(): Promise<void> {
@@ -353,7 +382,7 @@ export class RedisBus implements Bus {
     if (this.options.cluster) return; // the cluster client reports per-node trouble and resubscribes itself
     const wasReady = this.subReady;
     this.subReady = false;
-    this.pingSince.delete(this.sub as Redis);
+    this.pingSince.delete('subscriber');
     this.sent.clear();
     this.metrics.channels.set(0);
     this.confirmed.clear();
@@ -428,43 +457,46 @@ export class RedisBus implements Bus {
     });
   }
 
-  /** PINGs each standalone link; one silent for HEARTBEAT_MISSES intervals is destroyed so it redials. */
+  /** PINGs every link; one silent for HEARTBEAT_MISSES intervals is destroyed (so it redials) and holds readiness down until it answers again. */
   private heartbeat(): void {
-    if (this.closed || this.options.cluster) {
-      if (this.options.cluster && !this.closed) this.heartbeatCluster();
-      return;
-    }
-    for (const [client, link] of [[this.pub, 'publisher'], [this.sub, 'subscriber']] as const) {
-      this.pingLink(client as Redis, link);
-    }
+    if (this.closed) return;
+    const links: Array<[key: string, client: Redis]> = this.options.cluster
+      ? [
+        ...(this.pub as Cluster).nodes('master').map((n): [string, Redis] => [`publisher ${nodeKey(n)}`, n]),
+        ...shardedSubscriberLinks(this.sub as Cluster).map((n): [string, Redis] => [`subscriber ${nodeKey(n)}`, n]),
+      ]
+      : [['publisher', this.pub as Redis], ['subscriber', this.sub as Redis]];
+    const current = new Set(links.map(([key]) => key));
+    // Links that left the topology (a node removed after a failover) no longer count.
+    for (const key of this.silentLinks) if (!current.has(key)) this.silentLinks.delete(key);
+    for (const key of this.pingSince.keys()) if (!current.has(key)) this.pingSince.delete(key);
+    for (const [key, client] of links) this.pingLink(key, client);
+    this.updateReady();
   }
 
-  private heartbeatCluster(): void {
-    // The cluster's node connections: publisher nodes plus the sharded subscriber connections.
-    const nodes = (this.pub as Cluster).nodes('master');
-    for (const node of nodes) this.pingLink(node, 'publisher');
-    for (const node of shardedSubscriberLinks(this.sub as Cluster)) this.pingLink(node, 'subscriber');
-  }
-
-  private pingLink(client: Redis, link: string): void {
+  private pingLink(key: string, client: Redis): void {
     if (client.status !== 'ready') {
-      this.pingSince.delete(client);
+      this.pingSince.delete(key);
       return;
     }
-    const since = this.pingSince.get(client);
+    const since = this.pingSince.get(key);
     const now = Date.now();
     if (since !== undefined) {
       if (now - since > this.options.heartbeatMs * HEARTBEAT_MISSES) {
-        this.log.warn({ link, silentMs: now - since }, 'bus link silent; dropping it and reconnecting');
-        this.pingSince.delete(client);
+        this.log.warn({ link: key, silentMs: now - since }, 'bus link silent; dropping it and reconnecting');
+        this.pingSince.delete(key);
+        this.silentLinks.add(key);
         // end() would wait for a FIN that a half-open peer never sends.
         client.stream?.destroy();
       }
       return;
     }
-    this.pingSince.set(client, now);
+    this.pingSince.set(key, now);
     client.ping().then(
-      () => { if (this.pingSince.get(client) === now) this.pingSince.delete(client); },
+      () => {
+        if (this.pingSince.get(key) === now) this.pingSince.delete(key);
+        if (this.silentLinks.delete(key)) this.updateReady();
+      },
       () => undefined,
     );
   }
@@ -508,6 +540,10 @@ export class RedisBus implements Bus {
 /** The stream and meta keys of a channel's history; the {channel} hash tag keeps them in its slot. */
 export function streamKeys(channel: string): [stream: string, meta: string] {
   return [`{${channel}}:stream`, `{${channel}}:meta`];
+}
+
+function nodeKey(client: Redis): string {
+  return `${client.options.host}:${client.options.port}`;
 }
 
 /** The connections of a cluster client's sharded subscribers (ioredis keeps them internal). */

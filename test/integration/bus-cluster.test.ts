@@ -106,4 +106,35 @@ describe('RedisBus on Redis Cluster', () => {
       await Promise.all([sub.close(), pub.close()]);
     }
   });
+
+  it('reports not ready within seconds when the shard of a subscribed topic freezes, and recovers when it thaws', async () => {
+    const prefix = `rgc-${randomBytes(4).toString('hex')}`;
+    const sub = await clusterBus(prefix);
+    const pub = await clusterBus(prefix);
+    const got = new RecordingHandler();
+    sub.setHandler(got);
+    await sub.subscribe('acme', 'frozen/shard');
+    const owner = await cluster.ownerOf(hashSlot(sub.channel('acme', 'frozen/shard')));
+    owner.pause();
+    const frozenAt = Date.now();
+    try {
+      // The subscribing instance holds a link to the frozen shard: its heartbeat finds it silent.
+      await until('the subscribing instance not ready', () => !sub.ready(), 15_000);
+      expect(Date.now() - frozenAt).toBeLessThan(10_000);
+    } finally {
+      owner.resume();
+    }
+    try {
+      await cluster.waitHealthy(30_000);
+      await until('ready after the thaw', () => sub.ready() && pub.ready(), 30_000);
+      let n = 0;
+      await until('delivery after the thaw', async () => {
+        await pub.publish('acme', 'frozen/shard', body(`thawed ${n++}`)).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 100));
+        return got.payloads('frozen/shard').length > 0;
+      }, 30_000);
+    } finally {
+      await Promise.all([sub.close(), pub.close()]);
+    }
+  });
 });
