@@ -14,6 +14,7 @@ export class GatewayMetrics {
   readonly closes: Counter<'code'>;
   readonly httpRequests: Counter<'route' | 'status'>;
   private readonly loopDelay: IntervalHistogram;
+  private sendBuffers: () => Iterable<number> = () => [];
 
   constructor() {
     const registers = [this.registry];
@@ -25,6 +26,24 @@ export class GatewayMetrics {
     this.errors = new Counter({ name: 'relaygate_errors_total', help: 'Error frames and HTTP error answers, by code', labelNames: ['code'], registers });
     this.closes = new Counter({ name: 'relaygate_closes_total', help: 'closed connections, by close code', labelNames: ['code'], registers });
     this.httpRequests = new Counter({ name: 'relaygate_http_requests_total', help: 'HTTP requests, by route and status', labelNames: ['route', 'status'], registers });
+
+    const metrics = this;
+    new Gauge({
+      name: 'relaygate_send_buffer_bytes',
+      help: 'bytes accepted for sending and not yet written to the network: sum over connections, and the largest one',
+      labelNames: ['stat'],
+      registers,
+      collect() {
+        let sum = 0;
+        let max = 0;
+        for (const bytes of metrics.sendBuffers()) {
+          sum += bytes;
+          if (bytes > max) max = bytes;
+        }
+        this.set({ stat: 'sum' }, sum);
+        this.set({ stat: 'max' }, max);
+      },
+    });
 
     this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
     this.loopDelay.enable();
@@ -41,6 +60,11 @@ export class GatewayMetrics {
         loopDelay.reset();
       },
     });
+  }
+
+  /** Tells the send-buffer gauge where to read each open connection's unsent bytes at scrape time. */
+  watchSendBuffers(source: () => Iterable<number>): void {
+    this.sendBuffers = source;
   }
 
   /** The text exposition of every metric in the registry. */

@@ -64,6 +64,7 @@ export class Transport {
   private draining = false;
   private readonly allowedOrigins: ReadonlySet<string> | undefined;
   private port_ = 0;
+  private readonly sessions = new Set<WsSession>();
 
   constructor(private readonly options: TransportOptions, metrics: GatewayMetrics) {
     if (options.tlsCert && options.tlsKey) {
@@ -94,6 +95,10 @@ export class Transport {
 
   /** Registers the routes and listens; rejects when the address cannot be bound. */
   async listen(deps: TransportDeps): Promise<number> {
+    const sessions = this.sessions;
+    deps.metrics.watchSendBuffers(function* () {
+      for (const session of sessions) yield session.bufferedAmount;
+    });
     this.routeWebSocket(deps);
     this.routeHttp(deps);
     const { host, port } = this.options;
@@ -188,6 +193,7 @@ export class Transport {
         const data = ws.getUserData();
         const session = new WsSession(ws, data.id, data.subprotocol, data.principal, metrics, log, this.fanout, options.maxBackpressure);
         data.session = session;
+        this.sessions.add(session);
         metrics.connections.inc();
         const p = data.principal;
         log.info({ session: session.id, subprotocol: data.subprotocol, subject: p.subject, tenant: p.tenant }, 'connection open');
@@ -225,6 +231,7 @@ export class Transport {
         const session = data.session;
         if (!session) return;
         session.markClosed();
+        this.sessions.delete(session);
         metrics.connections.dec();
         metrics.closes.inc({ code: String(session.closedWith ?? code) });
         const reason = Buffer.from(message).toString('utf8').slice(0, 123);

@@ -143,10 +143,15 @@ describe('slow consumer', () => {
     const publisher = await TestClient.connect(gw.wsUrl, { token });
     const payload = Buffer.alloc(256 * 1024, 7).toString('base64');
     const published = 120; // 30 MB: far more than kernel buffers and max_backpressure hold together
+    let largestBuffer = 0;
     for (let id = 1; id <= published; id++) {
       expect((await publisher.request({ id, publish: { topic: 'feed/big', payload } })).kind).toBe('ack');
+      largestBuffer = Math.max(largestBuffer, await metric(gw, /^relaygate_send_buffer_bytes\{stat="max"\} (\d+)/m));
       if (id % 20 === 0 && (await metric(gw, /^relaygate_closes_total\{code="4008"\} (\d+)/m)) === 1) break;
     }
+    // Memory stays bounded: at most max_backpressure plus one frame was ever held for the reader.
+    expect(largestBuffer).toBeGreaterThan(0);
+    expect(largestBuffer).toBeLessThanOrEqual(256 * 1024 + 256 * 1024 + 1024);
     // The gateway gave up on the reader by itself, while the reader still read nothing.
     expect(await metric(gw, /^relaygate_closes_total\{code="4008"\} (\d+)/m)).toBe(1);
     expect(await metric(gw, /^relaygate_connections (\d+)/m)).toBe(1);
