@@ -20,6 +20,10 @@ export interface ConnectOptions {
   origin?: string;
   ca?: string | Buffer;
   headers?: Record<string, string>;
+  /** Offer permessage-deflate (off by default). */
+  perMessageDeflate?: boolean;
+  /** Answer WebSocket pings (on by default); off plays a peer that has gone silent. */
+  autoPong?: boolean;
 }
 
 function buildUrl(url: string, o: ConnectOptions): string {
@@ -29,7 +33,10 @@ function buildUrl(url: string, o: ConnectOptions): string {
 function wsOptions(o: ConnectOptions): WebSocket.ClientOptions {
   const headers: Record<string, string> = { ...(o.headers ?? {}) };
   if (o.token && !o.tokenInQuery) headers.authorization = `Bearer ${o.token}`;
-  return { headers, ...(o.origin ? { origin: o.origin } : {}), ...(o.ca ? { ca: o.ca } : {}), perMessageDeflate: false };
+  return {
+    headers, ...(o.origin ? { origin: o.origin } : {}), ...(o.ca ? { ca: o.ca } : {}),
+    perMessageDeflate: o.perMessageDeflate ?? false, autoPong: o.autoPong ?? true,
+  };
 }
 
 /** Normalizes a JSON-subprotocol frame object. */

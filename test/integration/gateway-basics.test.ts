@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { selfSignedCert, startTestGateway, testToken, type TestCert, type TestGateway } from '../helpers/gateway.js';
-import { TestClient } from '../helpers/ws-client.js';
+import { TestClient, upgradeRefusal } from '../helpers/ws-client.js';
 
 let cert: TestCert;
 let gw: TestGateway;
@@ -44,6 +44,45 @@ describe.each(['proto', 'json'] as const)('over wss with %s', (subprotocol) => {
     await client.ping(1);
     client.close();
   });
+});
+
+describe('over wss', () => {
+  it('refuses an upgrade without a credential with 401 and the JSON body', async () => {
+    const refusal = await upgradeRefusal(gw.wsUrl, { ca: cert.cert });
+    expect(refusal).toEqual({ status: 401, body: { code: 'UNAUTHENTICATED', message: 'no credential' } });
+  });
+
+  it('does not negotiate permessage-deflate by default', async () => {
+    const client = await TestClient.connect(gw.wsUrl, { token: await testToken(), ca: cert.cert, perMessageDeflate: true });
+    expect(client.ws.extensions).toBe('');
+    await client.ping(1);
+    client.close();
+  });
+});
+
+describe('settings', () => {
+  it('RELAYGATE_PERMESSAGE_DEFLATE=true negotiates compression', async () => {
+    const deflating = await startTestGateway({ RELAYGATE_PERMESSAGE_DEFLATE: 'true' });
+    const client = await TestClient.connect(deflating.wsUrl, { token: await testToken(), perMessageDeflate: true, subprotocol: 'json' });
+    expect(client.ws.extensions).toContain('permessage-deflate');
+    await client.ping(1);
+    client.close();
+    await deflating.close();
+  });
+
+  it('idle timeout: a peer that answers no WebSocket ping is closed; one that does stays', async () => {
+    const idle = await startTestGateway({ RELAYGATE_IDLE_TIMEOUT: '8s' });
+    const token = await testToken();
+    const silent = await TestClient.connect(idle.wsUrl, { token, autoPong: false });
+    const alive = await TestClient.connect(idle.wsUrl, { token });
+    const started = Date.now();
+    const closed = await silent.closed;
+    expect(Date.now() - started).toBeGreaterThan(4000);
+    expect(closed.code).not.toBe(1000);
+    await alive.ping(2);
+    alive.close();
+    await idle.close();
+  }, 40_000);
 });
 
 describe('HTTP surface', () => {
