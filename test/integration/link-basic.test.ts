@@ -2,7 +2,7 @@
 // BinaryNodeLink over TCP (and TLS). Fault tests with separate node processes live in link-faults.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -255,6 +255,22 @@ describe('binary node link', () => {
     expect(maybeRun).toBeGreaterThan(0);
     expect(unsent).toBeGreaterThan(0);
     expect(outs.every((o) => o.terminals === 1 && o.failure!.error.code === Code.UNAVAILABLE)).toBe(true);
+  });
+
+  it('backpressure at the node: a gateway that never reads its answers is not read from either', async () => {
+    const server = await serve();
+    const socket = connect(server.port, '127.0.0.1');
+    cleanup.push(async () => { socket.destroy(); });
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    socket.pause(); // never read the node's answers
+    socket.write(encodeLinkFrame({ id: 0, hello: { version: 1, gatewayId: 'flooder' } }));
+    const payload = Buffer.alloc(256 * 1024, 3);
+    for (let id = 1; id <= 200; id++) {
+      socket.write(encodeLinkFrame({ id, request: { function: 'echo', payload, contentType: '', deadlineMs: 60_000, subject: '', tenant: '', metadata: {}, requestId: `r${id}` } }));
+    }
+    // 50 MiB offered; once its own writes block, the node stops reading, so most stays with us.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(socket.writableLength).toBeGreaterThan(10 * 1024 * 1024);
   });
 
   it('reconnects after the node restarts on the same port', async () => {
