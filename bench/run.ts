@@ -1,11 +1,12 @@
 // `npm run bench [-- <scenario>...] [--tiny] [--out DIR] [--profile]`: starts everything a
 // scenario needs as separate processes on loopback, runs bounded loads, stops everything (even
-// on failure) and writes bench/results/<date>-<commit>.md, .json and SVG charts.
+// on failure) and writes bench/results/<date>-<commit>.md, .json and SVG charts. With --profile,
+// each scenario ends with a separate pass through freshly started gateways under --cpu-prof (the
+// measured figures always come from unprofiled processes).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchContext, describeMachine, readParams } from './lib/context.js';
 import { projectRoot, stopAll } from './lib/procs.js';
-import { summarizeProfiles } from './lib/profile.js';
 import { writeReport, type RunReport, type ScenarioResult } from './lib/report.js';
 import { connections } from './scenarios/connections.js';
 import { fanout } from './scenarios/fanout.js';
@@ -64,19 +65,6 @@ async function main(argv: string[]): Promise<number> {
       report.failures.push({ scenario: name, error: (err as Error).message });
     } finally {
       await stopAll();
-    }
-    const profiles = summarizeProfiles(ctx.profileDir());
-    const target = report.scenarios.find((s) => s.name === name);
-    if (target && profiles.length) {
-      for (const p of profiles) {
-        target.tables.push({
-          title: `Where ${p.file.replace('.cpuprofile', '')}'s time went (self time, ${(p.totalMs / 1000).toFixed(1)} s busy)`,
-          columns: ['area', 'share', '', 'function', 'share'],
-          rows: Array.from({ length: Math.max(p.areas.length, p.functions.length) }, (_, i) => [
-            p.areas[i]?.[0] ?? '', p.areas[i] ? `${p.areas[i]![1].toFixed(1)}%` : '', '', p.functions[i]?.[0] ?? '', p.functions[i] ? `${p.functions[i]![1].toFixed(1)}%` : '',
-          ]),
-        });
-      }
     }
   }
   const base = `${startedAt.slice(0, 10)}-${machine.commit}`;

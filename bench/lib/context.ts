@@ -97,6 +97,10 @@ export class BenchContext {
     return join(this.outDir, 'profiles', this.scenario);
   }
 
+  profileFile(name: string): string {
+    return join(this.profileDir(), `${name}.cpuprofile`);
+  }
+
   /** An HS256 token (2 h) with `scope`, signed with the secret the run gives its gateways. */
   token(scope: string, sub = 'bench'): Promise<string> {
     return new SignJWT({ scope })
@@ -107,11 +111,14 @@ export class BenchContext {
       .sign(new TextEncoder().encode(this.secret));
   }
 
-  /** `relaygate gateway` on a free port, plain WebSocket (no TLS), limits opened up for load. */
-  gateway(name: string, env: Record<string, string>, opts: StartOptions = {}): Promise<Server> {
+  /**
+   * `relaygate gateway` on a free port, plain WebSocket (no TLS), limits opened up for load.
+   * `profiled`: run under --cpu-prof; the profile is written to profileFile(name) when it stops.
+   */
+  gateway(name: string, env: Record<string, string>, opts: StartOptions & { profiled?: boolean } = {}): Promise<Server> {
     return startNodeServer(name, join(projectRoot, 'dist', 'cli', 'main.js'), ['gateway'], {
       ...opts,
-      ...(this.params.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${this.profileDir()}`, `--cpu-prof-name=${name}.cpuprofile`] } : {}),
+      ...(opts.profiled ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${this.profileDir()}`, `--cpu-prof-name=${name}.cpuprofile`] } : {}),
       env: {
         RELAYGATE_HOST: '127.0.0.1',
         RELAYGATE_PORT: '0',

@@ -1,7 +1,7 @@
 // Where a profiled process spent its time: self time per function and per package, read from the
 // .cpuprofile files that `node --cpu-prof` writes at exit.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }
 interface CpuProfile { nodes: ProfileNode[]; samples?: number[]; timeDeltas?: number[] }
@@ -9,6 +9,7 @@ interface CpuProfile { nodes: ProfileNode[]; samples?: number[]; timeDeltas?: nu
 /** The package or area a frame belongs to. */
 function areaOf(url: string, name: string): string {
   if (!url) return name.startsWith('(') ? name : '(native)';
+  if (/^[0-9a-f]{8}$/.test(url) || name.startsWith('wasm')) return 'wasm (undici llhttp)';
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return nm[1]!;
   if (url.startsWith('node:')) return 'node core';
@@ -45,8 +46,25 @@ export function summarizeProfile(path: string): ProfileSummary {
   return { file: basename(path), totalMs: busy / 1000, areas: pct(areas, 10), functions: pct(functions, 12) };
 }
 
-/** Summaries of every profile in `dir` (none when profiling was off). */
-export function summarizeProfiles(dir: string): ProfileSummary[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().map((f) => summarizeProfile(join(dir, f)));
+/** The summary as a report table: self time by area and by function, side by side. */
+export function profileTable(title: string, p: ProfileSummary): { title: string; columns: string[]; rows: string[][] } {
+  return {
+    title: `${title} (self time of ${(p.totalMs / 1000).toFixed(1)} s busy, idle excluded)`,
+    columns: ['area', 'share', 'function', 'share'],
+    rows: Array.from({ length: Math.max(p.areas.length, p.functions.length) }, (_, i) => [
+      p.areas[i]?.[0] ?? '', p.areas[i] ? `${p.areas[i]![1].toFixed(1)}%` : '', p.functions[i]?.[0] ?? '', p.functions[i] ? `${p.functions[i]![1].toFixed(1)}%` : '',
+    ]),
+  };
+}
+
+/** Waits (a little) for a profile that an exiting process is still writing. */
+export async function readProfileWhenWritten(path: string, timeoutMs = 15_000): Promise<ProfileSummary | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(path)) {
+      try { return summarizeProfile(path); } catch { /* still being written */ }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
 }

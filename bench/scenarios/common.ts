@@ -3,6 +3,8 @@
 import type { BenchContext } from '../lib/context.js';
 import { measure, summarize, type CaseResult } from '../lib/measure.js';
 import type { WindowResult } from '../lib/meter.js';
+import { profileTable, readProfileWhenWritten } from '../lib/profile.js';
+import type { Table } from '../lib/report.js';
 import { LoadWorker, machineSample, procSample, type Server } from '../lib/procs.js';
 
 /** Splits `total` into `parts` near-equal positive shares (fewer parts when total is small). */
@@ -121,4 +123,28 @@ export async function compareRounds(ctx: BenchContext, factories: CaseFactory[],
     const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
     return { ...median, rounds: rs.map((x) => x.opsPerSec) };
   });
+}
+
+/**
+ * With --profile: runs `factory` once against gateways started under --cpu-prof just for this
+ * pass, stops them so the profiles are written, and returns one table per gateway.
+ */
+export async function profilePass(
+  ctx: BenchContext, names: string[], startGateway: (name: string) => Promise<Server>, factory: (gateways: Server[]) => CaseFactory,
+): Promise<Table[]> {
+  ctx.log('  profile pass (gateways under --cpu-prof)');
+  const gateways: Server[] = [];
+  try {
+    for (const name of names) gateways.push(await startGateway(name));
+    const [result] = await compareRounds(ctx, [factory(gateways)], 1);
+    for (const g of gateways) await g.stop(20_000);
+    const tables: Table[] = [];
+    for (const name of names) {
+      const summary = await readProfileWhenWritten(ctx.profileFile(name));
+      if (summary) tables.push(profileTable(`Where ${name}'s time went: ${result!.label}, ${Math.round(result!.opsPerSec)} ${result!.unit} while profiled`, summary));
+    }
+    return tables;
+  } finally {
+    for (const g of gateways) await g.stop(1000);
+  }
 }

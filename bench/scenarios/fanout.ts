@@ -8,7 +8,7 @@ import type { LoadWorker, Server } from '../lib/procs.js';
 import { startRedis } from '../lib/procs.js';
 import { caseCharts, caseTable, per, ratio, type ScenarioResult } from '../lib/report.js';
 import { sourcesFor } from '../load/role.js';
-import { compareRounds, split, startWorkers, type CaseFactory } from './common.js';
+import { compareRounds, profilePass, split, startWorkers, type CaseFactory } from './common.js';
 
 const TOPIC = 'bench/fanout';
 const SUBSCRIBER_WORKERS = 2;
@@ -98,6 +98,12 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
     halfLoad.push(...half);
   }
 
+  const profiles = p.profile && gateways.length
+    ? await profilePass(ctx, ['gateway-a-profiled', 'gateway-b-profiled'], (name) => ctx.gateway(name, gwEnv, { profiled: true }), (gws) => factory(p.subscribers[0]!, 'relaygate', [...gws, redis],
+      'ws-subscribe', { target: 'gateway', host: '127.0.0.1', ports: gws.map((g) => g.port), token, topic: TOPIC, sources: sources(p.subscribers[0]!, 2) },
+      'ws-publish', { target: 'gateway', host: '127.0.0.1', port: gws[0]!.port, token, topic: TOPIC, ...pub }))
+    : [];
+
   const at = p.subscribers.includes(1000) ? 1000 : p.subscribers[0]!;
   const label = `${at.toLocaleString('en')} subscribers`;
   const find = (system: string): CaseResult | undefined => cases.find((c) => c.label === label && c.system === system);
@@ -119,6 +125,7 @@ export async function fanout(ctx: BenchContext): Promise<ScenarioResult> {
     tables: [
       caseTable('At saturation (publisher paced only by its window and the slowest subscriber)', cases),
       caseTable('At half load (each system at half its own sustained rate: publish-to-receive latency without a queue)', halfLoad),
+      ...profiles,
     ],
     charts: [
       caseCharts('fanout', 'deliveries per second', cases)[0]!,

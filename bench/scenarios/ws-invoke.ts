@@ -5,7 +5,7 @@ import type { BenchContext } from '../lib/context.js';
 import type { CaseResult } from '../lib/measure.js';
 import type { Server } from '../lib/procs.js';
 import { caseCharts, caseTable, per, ratio, type ScenarioResult } from '../lib/report.js';
-import { compareRounds, split, startWorkers, type CaseFactory } from './common.js';
+import { compareRounds, profilePass, split, startWorkers, type CaseFactory } from './common.js';
 
 interface Workload { label: string; fn: string; payloadBytes: number; payloadText?: string }
 
@@ -61,6 +61,12 @@ export async function wsInvoke(ctx: BenchContext): Promise<ScenarioResult> {
     }
     cases.push(...await compareRounds(ctx, factories));
   }
+  const tables = [caseTable('', cases)];
+  if (p.profile) {
+    const w = workloads[0]!;
+    if (ctx.wants('relaygate')) tables.push(...await profilePass(ctx, ['gateway-profiled'], (name) => ctx.gateway(name, { RELAYGATE_NODES: nodeUrl }, { profiled: true }), ([g]) => viaWs(w, 'relaygate', g!)));
+    if (linkPort && ctx.wants('link')) tables.push(...await profilePass(ctx, ['gateway-link-profiled'], (name) => ctx.gateway(name, { RELAYGATE_NODES: `relaygate+tcp://127.0.0.1:${linkPort}` }, { profiled: true }), ([g]) => viaWs(w, 'relaygate (binary link)', g!)));
+  }
   if (!linkPort) notes.push('The binary node link was not measured: the node did not report a linkPort (RELAYGATE_NODE_LINK_PORT unsupported by this build).');
 
   const find = (label: string, system: string): CaseResult | undefined => cases.find((c) => c.label === label && c.system === system);
@@ -88,7 +94,7 @@ export async function wsInvoke(ctx: BenchContext): Promise<ScenarioResult> {
     title: 'ws-invoke: remote invokes over WebSocket',
     params: { connections: p.connections, window: p.window, rounds: p.rounds, inFlight: concurrency, clientWorkers: p.clientWorkers, workloads: workloads.map((w) => w.label), durationSec: p.durationSec, warmupSec: p.warmupSec },
     cases,
-    tables: [caseTable('', cases)],
+    tables,
     charts: caseCharts('ws-invoke', 'invokes per second', cases),
     ratios,
     notes,
