@@ -338,19 +338,24 @@ function base64(bytes: Uint8Array | undefined): string {
   return bytes && bytes.length > 0 ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') : '';
 }
 
-/** Drops proto3 defaults, as the canonical JSON mapping does. */
+/** Drops proto3 defaults, as the canonical JSON mapping does. A string "0" is a value, not a default. */
 function compact(obj: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(obj)) {
     const v = obj[key];
-    if (v === undefined || v === '' || v === 0 || v === false || v === '0') continue;
+    if (v === undefined || v === '' || v === 0 || v === false) continue;
     out[key] = v;
   }
   return out;
 }
 
+/** A 64-bit integer in canonical JSON: a decimal string, or undefined (omitted) for 0. */
+function int64(n: number | undefined): string | undefined {
+  return n ? String(n) : undefined;
+}
+
 function positionJson(p: StreamPosition | undefined): Record<string, unknown> | undefined {
-  return p ? compact({ offset: String(p.offset), epoch: p.epoch }) : undefined;
+  return p ? compact({ offset: int64(p.offset), epoch: p.epoch }) : undefined;
 }
 
 /** The canonical JSON object of a ServerFrame (64-bit integers as strings, bytes as base64). */
@@ -359,8 +364,8 @@ export function serverFrameToJson(frame: ServerFrame): Record<string, unknown> {
   if ('welcome' in frame) {
     const w = frame.welcome;
     out.welcome = compact({
-      sessionId: w.sessionId, gatewayId: w.gatewayId, serverTimeMs: String(w.serverTimeMs),
-      maxFrameBytes: w.maxFrameBytes, maxInFlight: w.maxInFlight, tokenExpiresMs: String(w.tokenExpiresMs),
+      sessionId: w.sessionId, gatewayId: w.gatewayId, serverTimeMs: int64(w.serverTimeMs),
+      maxFrameBytes: w.maxFrameBytes, maxInFlight: w.maxInFlight, tokenExpiresMs: int64(w.tokenExpiresMs),
     });
   } else if ('result' in frame) {
     const r = frame.result;
@@ -371,7 +376,7 @@ export function serverFrameToJson(frame: ServerFrame): Record<string, unknown> {
     const e = frame.event;
     out.event = compact({
       topic: e.topic, payload: base64(e.payload), contentType: e.contentType,
-      position: positionJson(e.position), publishedMs: String(e.publishedMs),
+      position: positionJson(e.position), publishedMs: int64(e.publishedMs),
     });
   } else if ('error' in frame) {
     const e = frame.error;
@@ -380,7 +385,7 @@ export function serverFrameToJson(frame: ServerFrame): Record<string, unknown> {
     const a = frame.ack;
     out.ack = compact({ position: positionJson(a.position), replayed: a.replayed, recovered: a.recovered });
   } else if ('pong' in frame) {
-    out.pong = compact({ clientTimeMs: String(frame.pong.clientTimeMs), serverTimeMs: String(frame.pong.serverTimeMs) });
+    out.pong = compact({ clientTimeMs: int64(frame.pong.clientTimeMs), serverTimeMs: int64(frame.pong.serverTimeMs) });
   } else if ('goAway' in frame) {
     out.goAway = compact({ reconnectWithinMs: frame.goAway.reconnectWithinMs, reason: frame.goAway.reason });
   }

@@ -301,6 +301,12 @@ describe('ServerFrame, both subprotocols', () => {
     expect(encodeFor('proto', frame)).toEqual(encodeServerFrame(frame));
   });
 
+  it('keeps a string "0" in JSON: it is a value, not a default', () => {
+    const json = serverFrameToJson({ id: 0, event: { topic: '0', payload: text('0'), contentType: '0', position: { offset: 0, epoch: '0' }, publishedMs: 0 } });
+    expect(json).toEqual({ event: { topic: '0', payload: b64('0'), contentType: '0', position: { epoch: '0' } } });
+    expect(serverFrameToJson({ id: 1, error: { code: Code.INTERNAL, message: '0' } })).toEqual({ id: 1, error: { code: 'INTERNAL', message: '0' } });
+  });
+
   it('carries exact numbers through the binary form', () => {
     const m = decodeServerFrame(encodeServerFrame(frames[3]![1]));
     expect(m.event?.topic).toBe('t/x');
