@@ -66,11 +66,11 @@ function base64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
-/** Drops proto3 defaults, as the canonical JSON mapping does. */
+/** Drops proto3 defaults, as the canonical JSON mapping does. A string "0" is a value, not a default. */
 function compact(obj: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(obj)) {
-    if (v === undefined || v === '' || v === 0 || v === false || v === '0') continue;
+    if (v === undefined || v === '' || v === 0 || v === false) continue;
     if (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0) continue;
     out[key] = v;
   }
@@ -78,7 +78,7 @@ function compact(obj: Record<string, unknown>): Record<string, unknown> {
 }
 
 function positionJson(p: StreamPosition | undefined): Record<string, unknown> | undefined {
-  return p ? compact({ offset: String(p.offset), epoch: p.epoch }) : undefined;
+  return p ? compact({ offset: p.offset ? String(p.offset) : undefined, epoch: p.epoch }) : undefined;
 }
 
 function jsonBody(frame: ClientFrame): Record<string, unknown> {
@@ -91,7 +91,7 @@ function jsonBody(frame: ClientFrame): Record<string, unknown> {
     case 'subscribe': return { subscribe: compact({ topic: frame.topic, recover: frame.recover, since: positionJson(frame.since) }) };
     case 'unsubscribe': return { unsubscribe: compact({ topic: frame.topic }) };
     case 'publish': return { publish: compact({ topic: frame.topic, payload: base64(frame.payload), contentType: frame.contentType }) };
-    case 'ping': return { ping: compact({ clientTimeMs: String(frame.clientTimeMs) }) };
+    case 'ping': return { ping: compact({ clientTimeMs: frame.clientTimeMs ? String(frame.clientTimeMs) : undefined }) };
     case 'refresh': return { refresh: compact({ token: frame.token }) };
     case 'none': return {};
   }

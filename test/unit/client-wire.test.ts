@@ -62,9 +62,9 @@ describe('client requests, as the gateway reads them', () => {
     expect(json.ping.clientTimeMs).toBe('1763900000123');
   });
 
-  it('round-trips arbitrary publishes in both subprotocols', () => {
-    const segment = fc.stringMatching(/^[A-Za-z0-9._~-]{1,10}$/);
-    fc.assert(fc.property(fc.constantFrom(...subprotocols), fc.integer({ min: 1, max: 0xffffffff }), segment, fc.uint8Array({ maxLength: 64 }), fc.string(), (sp, id, topic, payload, contentType) => {
+  it('round-trips arbitrary publishes in both subprotocols, "0" included', () => {
+    const segment = fc.oneof(fc.constant('0'), fc.stringMatching(/^[A-Za-z0-9._~-]{1,10}$/));
+    fc.assert(fc.property(fc.constantFrom(...subprotocols), fc.integer({ min: 1, max: 0xffffffff }), segment, fc.uint8Array({ maxLength: 64 }), fc.oneof(fc.constant('0'), fc.string()), (sp, id, topic, payload, contentType) => {
       const frame: ClientFrame = { id, kind: 'publish', topic, payload, contentType };
       expect(plain(gatewayDecode(sp, encodeRequest(sp, frame)))).toEqual(plain(frame));
     }));
@@ -88,6 +88,19 @@ describe('gateway replies, as the client reads them', () => {
       }
     });
   }
+
+  it('carries any strings and numbers of an event and an error exactly, in both subprotocols', () => {
+    const str = fc.oneof(fc.constant('0'), fc.constant(''), fc.string({ maxLength: 12 }));
+    const uint = fc.oneof(fc.constant(0), fc.nat({ max: 2 ** 32 - 1 }));
+    const int53 = fc.oneof(fc.constant(0), fc.nat({ max: Number.MAX_SAFE_INTEGER }));
+    fc.assert(fc.property(fc.constantFrom(...subprotocols), str, str, int53, str, int53, uint, str, (sp, topic, contentType, offset, epoch, publishedMs, retry, message) => {
+      const event: ServerFrame = { id: 0, event: { topic, payload: text(topic), contentType, position: { offset, epoch }, publishedMs } };
+      const e = decodeReply(sp, encodeFor(sp, event));
+      expect(plain(e)).toEqual(plain({ id: 0, kind: 'event', event: { topic, payload: text(topic), contentType, position: { offset, epoch }, publishedMs } }));
+      const error: ServerFrame = { id: 9, error: { code: Code.UNAVAILABLE, message, retryAfterMs: retry } };
+      expect(decodeReply(sp, encodeFor(sp, error))).toEqual({ id: 9, kind: 'error', error: { code: Code.UNAVAILABLE, message, retryAfterMs: retry } });
+    }), { numRuns: 1_000 });
+  });
 
   it('decodes both subprotocols to the same values', () => {
     for (const frame of replies) expect(plain(decodeReply('json', encodeFor('json', frame)))).toEqual(plain(decodeReply('proto', encodeFor('proto', frame))));
