@@ -171,7 +171,11 @@ export class RedisBus implements Bus {
   subscribe(tenant: string, topic: string): Promise<void> {
     if (this.closed) return Promise.reject(unavailable(new Error('bus closed')));
     const channel = this.channel(tenant, topic);
-    if (this.confirmed.has(channel)) return Promise.resolve();
+    if (this.confirmed.has(channel)) {
+      // Still listening (an unsubscribe from this same tick, not yet sent, is called off).
+      this.desired.set(channel, { tenant, topic });
+      return Promise.resolve();
+    }
     if (!this.subReady) return Promise.reject(unavailable(new Error('subscriber link down')));
     this.desired.set(channel, { tenant, topic });
     return new Promise<void>((resolve, reject) => {

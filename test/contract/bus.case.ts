@@ -111,6 +111,16 @@ export function busContract(name: string, factory: () => BusFactory): void {
       expect(handler.payloads()).toEqual(['still here']);
     });
 
+    it('an unsubscribe called off in the same tick leaves a confirmed subscription in place', async () => {
+      await bus.subscribe(tenant, 'steady');
+      bus.unsubscribe(tenant, 'steady');
+      await bus.subscribe(tenant, 'steady');
+      await settle(50);
+      await bus.publish(tenant, 'steady', body('kept'));
+      await handler.waitFor(1);
+      expect(handler.payloads()).toEqual(['kept']);
+    });
+
     it('assigns consecutive offsets in one epoch to history topics and delivers them with positions', async () => {
       await bus.subscribe(tenant, 'h');
       const retention = { size: 100, ttlMs: 60_000 };
