@@ -71,7 +71,6 @@ function compact(obj: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(obj)) {
     if (v === undefined || v === '' || v === 0 || v === false) continue;
-    if (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0) continue;
     out[key] = v;
   }
   return out;
@@ -85,7 +84,7 @@ function jsonBody(frame: ClientFrame): Record<string, unknown> {
   switch (frame.kind) {
     case 'invoke': {
       const i = frame.invoke;
-      return { invoke: compact({ function: i.function, payload: base64(i.payload), contentType: i.contentType, timeoutMs: i.timeoutMs, jobTopic: i.jobTopic, metadata: { ...i.metadata } }) };
+      return { invoke: compact({ function: i.function, payload: base64(i.payload), contentType: i.contentType, timeoutMs: i.timeoutMs, jobTopic: i.jobTopic, metadata: Object.keys(i.metadata).length > 0 ? { ...i.metadata } : undefined }) };
     }
     case 'cancel': return { cancel: compact({ targetId: frame.targetId }) };
     case 'subscribe': return { subscribe: compact({ topic: frame.topic, recover: frame.recover, since: positionJson(frame.since) }) };
