@@ -163,7 +163,7 @@ export class Transport {
         if ('problem' in credential) {
           return reject(reply, 401, `credential_${credential.problem}`, new GatewayError(Code.UNAUTHENTICATED, credential.problem === 'missing' ? 'no credential' : 'malformed Authorization header'));
         }
-        verifier.verify(credential.token).then(
+        (async () => verifier.verify(credential.token))().then(
           (principal) => {
             if (reply.aborted) return;
             if (this.draining) return reject(reply, 503, 'draining', new GatewayError(Code.UNAVAILABLE, 'gateway shutting down'));
@@ -244,13 +244,13 @@ export class Transport {
   private routeHttp(deps: TransportDeps): void {
     const { verifier, invoker, compute, events, metrics, log } = deps;
     const options = this.options;
-    const count = (route: string, _reply: Reply, status: number): void => {
+    const count = (route: string, status: number): void => {
       metrics.httpRequests.inc({ route, status: String(status) });
     };
 
     this.app.get('/healthz', (res) => {
       const reply = new Reply(res);
-      count('/healthz', reply, 200);
+      count('/healthz', 200);
       reply.json(200, { status: 'ok' });
     });
 
@@ -259,7 +259,7 @@ export class Transport {
       const bus = safeReady(events, log);
       const nodes = safeReady(compute, log);
       const ready = !this.draining && bus && nodes;
-      count('/readyz', reply, ready ? 200 : 503);
+      count('/readyz', ready ? 200 : 503);
       reply.json(ready ? 200 : 503, { ready, draining: this.draining, bus, compute: nodes });
     });
 
@@ -267,7 +267,7 @@ export class Transport {
       const reply = new Reply(res);
       metrics.text().then(
         (text) => {
-          count('/metrics', reply, 200);
+          count('/metrics', 200);
           reply.send(200, { 'content-type': metrics.contentType }, text);
         },
         (err: unknown) => {
@@ -296,11 +296,11 @@ export class Transport {
       if (failure.code === Code.INTERNAL) log.error({ err: failure.cause ?? failure }, 'http request failed');
       metrics.errors.inc({ code: codeName(failure.code) });
       const status = httpStatusFor(failure.code);
-      count(route, reply, status);
+      count(route, status);
       reply.error(status, failure);
     };
     const tooLarge = (reply: Reply): void => {
-      count('api', reply, 413);
+      count('api', 413);
       reply.error(413, new GatewayError(Code.INVALID_ARGUMENT, `body larger than ${options.maxFrameBytes} bytes`), true);
     };
 
@@ -327,7 +327,7 @@ export class Transport {
             const invocation = invoker.start(principal, { function: fn, payload, contentType, timeoutMs, jobTopic: '', metadata }, {
               progress: () => {},
               result: (result) => {
-                count('/v1/invoke', reply, 200);
+                count('/v1/invoke', 200);
                 const headers: Record<string, string> = { 'content-type': result.contentType || 'application/octet-stream' };
                 if (result.nodeId) headers['x-relaygate-node-id'] = result.nodeId;
                 if (result.durationMs !== undefined) headers['x-relaygate-duration-ms'] = String(result.durationMs);
@@ -354,7 +354,7 @@ export class Transport {
           if (!principal || reply.aborted) return;
           checkTopicGrant(principal, 'publish', topic);
           const position = await events.publish(principal.tenant, topic, payload, contentType, { source: 'http' });
-          count('/v1/publish', reply, 200);
+          count('/v1/publish', 200);
           reply.json(200, position ? { offset: String(position.offset), epoch: position.epoch } : {});
         })().catch((err: unknown) => fail(reply, err, '/v1/publish'));
       }, () => tooLarge(reply));
@@ -362,7 +362,7 @@ export class Transport {
 
     this.app.any('/*', (res) => {
       const reply = new Reply(res);
-      count('other', reply, 404);
+      count('other', 404);
       reply.error(404, new GatewayError(Code.NOT_FOUND, 'no such route'));
     });
   }
