@@ -123,6 +123,28 @@ describe('gateway replies, as the client reads them', () => {
     }), { numRuns: 1_000 });
   });
 
+  it('reads any reply of any kind identically in both subprotocols, as sent', () => {
+    const str = fc.oneof(fc.constant('0'), fc.constant(''), fc.string({ maxLength: 12 }));
+    const uint = fc.oneof(fc.constant(0), fc.nat({ max: 2 ** 32 - 1 }));
+    const int53 = fc.oneof(fc.constant(0), fc.nat({ max: Number.MAX_SAFE_INTEGER }));
+    const bytes = fc.uint8Array({ maxLength: 24 });
+    const position = fc.record({ offset: int53, epoch: str });
+    const reply = fc.oneof(
+      fc.record({ welcome: fc.record({ sessionId: str, gatewayId: str, serverTimeMs: int53, maxFrameBytes: uint, maxInFlight: uint, tokenExpiresMs: int53 }) }),
+      fc.record({ result: fc.record({ payload: bytes, contentType: str, nodeId: str, durationMs: uint }) }),
+      fc.record({ progress: fc.record({ fraction: fc.double({ min: 0, max: 1, noNaN: true }), payload: bytes }) }),
+      fc.record({ ack: fc.record({ position: fc.option(position, { nil: undefined }), replayed: uint, recovered: fc.boolean() }) }),
+      fc.record({ pong: fc.record({ clientTimeMs: int53, serverTimeMs: int53 }) }),
+      fc.record({ goAway: fc.record({ reconnectWithinMs: uint, reason: str }) }),
+    );
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), reply, (id, body) => {
+      const frame = { id, ...body } as ServerFrame;
+      const [kind] = Object.keys(body);
+      const expected = plain({ id, kind, ...body });
+      for (const sp of subprotocols) expect(plain(decodeReply(sp, encodeFor(sp, frame)))).toEqual(expected);
+    }), { numRuns: 2_000 });
+  });
+
   it('decodes both subprotocols to the same values', () => {
     for (const frame of replies) expect(plain(decodeReply('json', encodeFor('json', frame)))).toEqual(plain(decodeReply('proto', encodeFor('proto', frame))));
   });
