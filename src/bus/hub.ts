@@ -1,6 +1,7 @@
 // The hub: topic <-> local sessions. Reference-counts bus channels across this instance's sessions,
 // hands each bus event to the transport's fan-out once, replays history on recover, and closes
 // sessions of a topic whose offsets skip (4010).
+import type { Counter } from 'prom-client';
 import { Close, Code, GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AckBody, EventBody, StreamPosition } from '../protocol/frames.js';
@@ -46,11 +47,16 @@ export class EventsHub implements EventsService, BusHandler {
   private readonly metrics: BusMetrics;
   private readonly log: Logger;
   private readonly policy: HistoryPolicy;
+  // Label children resolved once: onEvent runs for every event.
+  private readonly history: { received: Counter.Internal; delivered: Counter.Internal };
+  private readonly plain: { received: Counter.Internal; delivered: Counter.Internal };
 
   constructor(private readonly bus: Bus, private readonly fanout: Fanout, options: HubOptions) {
     this.policy = options.history;
     this.log = options.log;
     this.metrics = options.metrics ?? new BusMetrics();
+    this.history = { received: this.metrics.received.labels('history'), delivered: this.metrics.delivered.labels('history') };
+    this.plain = { received: this.metrics.received.labels('plain'), delivered: this.metrics.delivered.labels('plain') };
     bus.setHandler(this);
   }
 
@@ -144,8 +150,8 @@ export class EventsHub implements EventsService, BusHandler {
       this.metrics.dropped.inc({ reason: 'unsubscribed' });
       return;
     }
-    const kind = event.position ? 'history' : 'plain';
-    this.metrics.received.inc({ kind });
+    const kind = event.position ? this.history : this.plain;
+    kind.received.inc();
     const p = event.position;
     if (p) {
       const last = state.last;
@@ -160,7 +166,7 @@ export class EventsHub implements EventsService, BusHandler {
     for (const join of state.pending.values()) join.captured.push(event);
     if (state.joined.size > 0) {
       this.fanout.publish(state.key, { id: 0, event });
-      this.metrics.delivered.inc({ kind }, state.joined.size);
+      kind.delivered.inc(state.joined.size);
     }
   }
 

@@ -1,8 +1,10 @@
+import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { HistoryRetention, HistoryState } from '../../src/bus/bus.js';
 import { HistoryPolicy } from '../../src/bus/history-policy.js';
 import { EventsHub, topicKey } from '../../src/bus/hub.js';
 import { MemoryBus } from '../../src/bus/memory-bus.js';
+import { BusMetrics } from '../../src/bus/metrics.js';
 import { Close } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import type { AckBody, EventBody, StreamPosition } from '../../src/protocol/frames.js';
@@ -52,6 +54,34 @@ describe('EventsHub over MemoryBus', () => {
     expect(a.eventTexts()).toEqual(['n0', 'n1', 'n2']);
     expect(b.eventTexts()).toEqual(['n0', 'n1', 'n2']);
     expect(fanout.published.every((p) => 'event' in p.frame && p.frame.id === 0 && p.frame.event.topic === 'news')).toBe(true);
+  });
+
+  it('counts publishes by entry path, and events received and delivered by kind', async () => {
+    const registry = new Registry();
+    const h = new EventsHub(new MemoryBus(), fanout, { history: HistoryPolicy.parse(['rooms/*=10:1h']), log: silentLogger(), metrics: new BusMetrics(registry) });
+    const a = new RecordingSession(fanout);
+    const b = new RecordingSession(fanout);
+    await h.subscribe(a, 't', 'news', false, undefined);
+    await h.subscribe(b, 't', 'news', false, undefined);
+    await h.subscribe(a, 't', 'rooms/1', false, undefined);
+    await h.publish('t', 'news', text('1'), '', { source: 'ws' });
+    await h.publish('t', 'news', text('2'), '', { source: 'http' });
+    await h.publish('t', 'rooms/1', text('3'), '', { source: 'ws' });
+    await tick();
+    const value = async (name: string, labels: Record<string, string>): Promise<number> => {
+      const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+      return Number(metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0);
+    };
+    expect(await value('relaygate_events_published_total', { source: 'ws' })).toBe(2);
+    expect(await value('relaygate_events_published_total', { source: 'http' })).toBe(1);
+    expect(await value('relaygate_events_received_total', { kind: 'plain' })).toBe(2);
+    expect(await value('relaygate_events_received_total', { kind: 'history' })).toBe(1);
+    expect(await value('relaygate_events_delivered_total', { kind: 'plain' })).toBe(4);
+    expect(await value('relaygate_events_delivered_total', { kind: 'history' })).toBe(1);
+    expect(await value('relaygate_subscriptions', {})).toBe(3);
+    h.dropSession(a);
+    expect(await value('relaygate_subscriptions', {})).toBe(1);
+    await h.close();
   });
 
   it('keeps tenants apart and stops listening when the last local subscriber leaves', async () => {
