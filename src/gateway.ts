@@ -71,7 +71,17 @@ export async function startGateway(values: SettingValues, log: Logger): Promise<
   });
   const metrics = new GatewayMetrics();
   const tls = Boolean(values.tlsCert && values.tlsKey);
-  const transport = new Transport({
+  // What was started so far, closed again when a later step fails (bad TLS key, port taken...).
+  const started: { close(): unknown }[] = [{ close: () => metrics.close() }];
+  const startOrUndo = async <T>(step: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await step();
+    } catch (err) {
+      await Promise.allSettled(started.map(async (part) => part.close()));
+      throw err;
+    }
+  };
+  const transport = await startOrUndo(() => new Transport({
     host: values.host,
     port: values.port ?? (tls ? 8443 : 8080),
     tlsCert: values.tlsCert,
@@ -84,10 +94,12 @@ export async function startGateway(values: SettingValues, log: Logger): Promise<
     idleTimeout: values.idleTimeout,
     maxBackpressure: values.maxBackpressure,
     permessageDeflate: values.permessageDeflate,
-  }, metrics);
+  }, metrics));
 
-  const compute = await createCompute(values, log, metrics);
-  const events = createEvents(values, transport.fanout, log, metrics, gatewayId);
+  const compute = await startOrUndo(() => createCompute(values, log, metrics));
+  started.push(compute);
+  const events = await startOrUndo(() => createEvents(values, transport.fanout, log, metrics, gatewayId));
+  started.push(events);
 
   const invoker = new Invoker(compute, events, { invokeTimeout: values.invokeTimeout, invokeMaxTimeout: values.invokeMaxTimeout }, log);
   const router = new Router({
@@ -99,14 +111,7 @@ export async function startGateway(values: SettingValues, log: Logger): Promise<
     violationWindow: values.violationWindow,
   }, verifier, events, invoker, metrics, log);
 
-  let port: number;
-  try {
-    port = await transport.listen({ verifier, router, invoker, compute, events, metrics, log });
-  } catch (err) {
-    await Promise.allSettled([compute.close(), events.close()]);
-    metrics.close();
-    throw err;
-  }
+  const port = await startOrUndo(() => transport.listen({ verifier, router, invoker, compute, events, metrics, log }));
   log.debug({ gatewayId, port, tls }, 'gateway started');
 
   let stopping: Promise<void> | undefined;

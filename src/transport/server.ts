@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TokenVerifier } from '../auth/principal.js';
+import { ConfigError } from '../config.js';
 import { Close, Code, codeName, GatewayError, httpStatusFor, toGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
@@ -73,14 +74,18 @@ export class Transport {
         try {
           readFileSync(path);
         } catch (err) {
-          throw new Error(`${setting}: cannot read ${path}: ${(err as Error).message}`);
+          throw new ConfigError(setting, `cannot read ${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
         }
       }
-      this.app = uws.SSLApp({
-        cert_file_name: options.tlsCert,
-        key_file_name: options.tlsKey,
-        ...(options.tlsPassphrase ? { passphrase: options.tlsPassphrase } : {}),
-      });
+      try {
+        this.app = uws.SSLApp({
+          cert_file_name: options.tlsCert,
+          key_file_name: options.tlsKey,
+          ...(options.tlsPassphrase ? { passphrase: options.tlsPassphrase } : {}),
+        });
+      } catch {
+        throw new ConfigError('RELAYGATE_TLS_KEY', 'the key and certificate could not be loaded (not PEM, not a matching pair, or a wrong RELAYGATE_TLS_PASSPHRASE)');
+      }
     } else {
       this.app = uws.App();
     }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { uwsNative } from '../../src/transport/uws.js';
-import { spawnGateway, startTestGateway, testToken } from '../helpers/gateway.js';
+import { selfSignedCert, spawnGateway, startTestGateway, testToken } from '../helpers/gateway.js';
 import { TestClient } from '../helpers/ws-client.js';
 
 const uwsModule = fileURLToPath(new URL('../../dist/transport/uws.js', import.meta.url));
@@ -30,6 +30,20 @@ describe('uWebSockets.js native binary', () => {
 
   it('a gateway refuses to run on the fallback unless allowed', async () => {
     await expect(spawnGateway({ UWS_USE_FALLBACK: '1' }, [], 15_000)).rejects.toThrow(/native binary did not load/);
+  });
+});
+
+describe('TLS settings', () => {
+  it('a wrong key passphrase stops the gateway at start with a line naming the setting', async () => {
+    const cert = selfSignedCert('right-passphrase');
+    try {
+      const env = { RELAYGATE_TLS_CERT: cert.certFile, RELAYGATE_TLS_KEY: cert.keyFile, RELAYGATE_TLS_PASSPHRASE: 'wrong-passphrase' };
+      await expect(spawnGateway(env, [], 15_000)).rejects.toThrow(/RELAYGATE_TLS_KEY: .*RELAYGATE_TLS_PASSPHRASE/);
+      await expect(startTestGateway(env)).rejects.toThrow(/RELAYGATE_TLS_KEY/);
+      await expect(startTestGateway({ ...env, RELAYGATE_TLS_CERT: `${cert.dir}/missing.pem` })).rejects.toThrow(/RELAYGATE_TLS_CERT: cannot read/);
+    } finally {
+      cert.remove();
+    }
   });
 });
 
