@@ -7,7 +7,7 @@ import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { Code, GatewayError, toGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LinkWire } from '../nodes/binary-link-wire.js';
-import { linkProtocolVersion, type LinkMessage, type LinkRequestBody } from '../protocol/link-codec.js';
+import { linkFrameSizeBound, linkProtocolVersion, type LinkMessage, type LinkRequestBody } from '../protocol/link-codec.js';
 import { defaultLinkMaxFrameBytes } from '../protocol/link-framing.js';
 import { NodeCall, type FunctionHost } from './function-host.js';
 import type { RelaygateNode } from './sdk.js';
@@ -39,6 +39,8 @@ interface Connection {
   readonly wire: LinkWire;
   readonly running: Map<number, Running>;
   helloSeen: boolean;
+  /** Largest frame the gateway accepts (its hello). */
+  peerMaxFrameBytes: number;
   /** The gateway echoed our drain: it sends no new request on this connection after the echo. */
   drainAcked: boolean;
 }
@@ -131,6 +133,7 @@ export class LinkServer {
     const conn: Connection = {
       running: new Map(),
       helloSeen: false,
+      peerMaxFrameBytes: defaultLinkMaxFrameBytes,
       drainAcked: false,
       wire: new LinkWire(socket, {
         maxFrameBytes: this.maxFrameBytes,
@@ -158,6 +161,7 @@ export class LinkServer {
     if ('hello' in m) {
       if (m.hello.version < 1) return this.violation(conn, `unsupported link version ${m.hello.version}`);
       conn.helloSeen = true;
+      conn.peerMaxFrameBytes = m.hello.maxFrameBytes || defaultLinkMaxFrameBytes;
       return;
     }
     if (!conn.helloSeen) return this.violation(conn, 'first frame was not a hello');
@@ -196,7 +200,10 @@ export class LinkServer {
         deadline: req.deadlineMs > 0 ? startedAt + req.deadlineMs : Number.POSITIVE_INFINITY,
       },
       (fraction, payload) => {
-        if (!running.done) conn.wire.send({ id, progress: { fraction, payload } });
+        if (running.done) return;
+        const progress: LinkMessage = { id, progress: { fraction, payload } };
+        if (linkFrameSizeBound(progress) <= conn.peerMaxFrameBytes) conn.wire.send(progress);
+        else this.opts.log?.warn({ requestId: req.requestId, bytes: payload.length }, 'progress payload larger than the gateway accepts; dropped');
       },
     );
     const running: Running = { call, startedAt, done: false };
@@ -224,6 +231,10 @@ export class LinkServer {
     if (running.done) return;
     running.done = true;
     conn.running.delete(id);
+    if (linkFrameSizeBound(terminal) > conn.peerMaxFrameBytes) {
+      // Sent, the frame would make the gateway close a connection other calls share.
+      terminal = { id, error: { code: Code.INTERNAL, message: `node reply larger than the gateway accepts (${conn.peerMaxFrameBytes} bytes per frame)` } };
+    }
     conn.wire.send(terminal);
     if (conn.drainAcked) this.endIfDrained(conn);
   }

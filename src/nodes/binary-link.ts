@@ -7,7 +7,7 @@ import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { Code, GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { linkProtocolVersion, type LinkMessage } from '../protocol/link-codec.js';
+import { linkFrameSizeBound, linkProtocolVersion, type LinkMessage } from '../protocol/link-codec.js';
 import { defaultLinkMaxFrameBytes } from '../protocol/link-framing.js';
 import { LinkWire } from './binary-link-wire.js';
 import type { NodeCall, NodeCallHandler, NodeFailure, NodeLink } from './node-link.js';
@@ -87,6 +87,8 @@ interface Connection {
   ready: boolean;
   readonly calls: Map<number, Call>;
   maxInFlight: number;
+  /** Largest frame the node accepts (its hello). */
+  peerMaxFrameBytes: number;
   nextId: number;
   lastHeardAt: number;
   /** When the unanswered keepalive ping went out (0 = none outstanding). */
@@ -141,7 +143,7 @@ export class BinaryNodeLink implements NodeLink {
     };
     for (let slot = 0; slot < this.o.connections; slot++) {
       const conn: Connection = {
-        slot, wire: undefined, ready: false, calls: new Map(), maxInFlight: this.o.maxInFlight, nextId: 1,
+        slot, wire: undefined, ready: false, calls: new Map(), maxInFlight: this.o.maxInFlight, peerMaxFrameBytes: defaultLinkMaxFrameBytes, nextId: 1,
         lastHeardAt: 0, pingSentAt: 0, pongWaiters: new Map(), failures: 0, readyAt: 0, retryTimer: undefined,
       };
       this.conns.push(conn);
@@ -254,6 +256,10 @@ export class BinaryNodeLink implements NodeLink {
   }
 
   private dispatch(conn: Connection, c: Call): void {
+    if (linkFrameSizeBound(c.frame) > conn.peerMaxFrameBytes) {
+      // Sent, the frame would make the node close a connection other calls share.
+      return this.end(c, failure(Code.INVALID_ARGUMENT, `payload larger than the node accepts (${conn.peerMaxFrameBytes} bytes per frame)`, false, false, false));
+    }
     let id = conn.nextId;
     while (id === 0 || conn.calls.has(id)) id = (id + 1) >>> 0;
     conn.nextId = (id + 1) >>> 0;
@@ -313,6 +319,7 @@ export class BinaryNodeLink implements NodeLink {
     conn.ready = true;
     conn.readyAt = Date.now();
     conn.maxInFlight = Math.min(this.o.maxInFlight, hello.maxInFlight || this.o.maxInFlight);
+    conn.peerMaxFrameBytes = hello.maxFrameBytes || defaultLinkMaxFrameBytes;
     if (hello.nodeId) this.nodeId = hello.nodeId;
     this.down = false;
     this.draining = hello.draining ?? false;

@@ -102,6 +102,33 @@ export function encodeLinkChunks(frames: readonly LinkMessage[], direct = direct
   return chunks;
 }
 
+/** Bytes a string field may take at most (UTF-8) plus its tag and length. */
+function stringBound(text: string): number {
+  return text.length * 3 + 6;
+}
+
+/**
+ * An upper bound of a frame's encoded size, cheap to compute: checked against the peer's
+ * announced limit before sending, so one oversized answer fails alone instead of closing a
+ * connection that carries other calls.
+ */
+export function linkFrameSizeBound(frame: LinkMessage): number {
+  let n = 32;
+  if ('request' in frame) {
+    const r = frame.request;
+    n += r.payload.length + stringBound(r.function) + stringBound(r.contentType) + stringBound(r.subject) + stringBound(r.tenant) + stringBound(r.requestId);
+    for (const key in r.metadata) n += stringBound(key) + stringBound(r.metadata[key]!) + 6;
+  } else if ('result' in frame) {
+    const r = frame.result;
+    n += r.payload.length + stringBound(r.contentType ?? '') + stringBound(r.nodeId ?? '');
+  } else if ('progress' in frame) {
+    n += frame.progress.payload?.length ?? 0;
+  } else if ('error' in frame) {
+    n += stringBound(frame.error.message);
+  }
+  return n;
+}
+
 /** Encodes frames, each varint-length-prefixed, into one buffer. */
 export function encodeLinkBatch(frames: readonly LinkMessage[]): Buffer {
   const chunks = encodeLinkChunks(frames, Infinity);

@@ -9,7 +9,7 @@ export interface NodeObservations {
   aborted: string[];
 }
 
-/** echo, whoami, sleep (honours abort), steps (progress), fail (code:retryAfter from payload), crash (plain Error). */
+/** echo, whoami, sleep (honours abort), steps (progress), fail (code:retryAfter from payload), big (N zero bytes), crash (plain Error). */
 export function testFunctions(seen: NodeObservations = { started: [], aborted: [] }): Record<string, NodeFunction> {
   const watch = (fn: NodeFunction): NodeFunction => (req) => {
     seen.started.push(req.requestId);
@@ -36,6 +36,7 @@ export function testFunctions(seen: NodeObservations = { started: [], aborted: [
       const [code, retryAfter] = req.text().split(':');
       throw new GatewayError(Number(code) as Code, `failed with ${code}`, { retryAfterMs: Number(retryAfter ?? 0) });
     }),
+    big: watch((req) => reply(Buffer.alloc(Number(req.text())), 'application/octet-stream')),
     crash: watch(() => {
       throw new Error('boom with a secret stack');
     }),
@@ -43,4 +44,4 @@ export function testFunctions(seen: NodeObservations = { started: [], aborted: [
 }
 
 /** Names of testFunctions, as a node announces them. */
-export const testFunctionNames = ['echo', 'whoami', 'sleep', 'steps', 'fail', 'crash'];
+export const testFunctionNames = ['echo', 'whoami', 'sleep', 'steps', 'fail', 'big', 'crash'];

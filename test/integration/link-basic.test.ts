@@ -172,6 +172,24 @@ describe('binary node link', () => {
     expect(seen.started).not.toContain(waiter.requestId);
   });
 
+  it('a frame larger than the peer accepts fails only its own call; the connection carries on', async () => {
+    // Requests: the node accepts 4 KiB frames.
+    const strict = await serve({ maxFrameBytes: 4096 });
+    const l1 = link(strict.port, { connections: 1 });
+    const [tooBig, fine1] = await Promise.all([callOnce(l1, nodeCall('echo', Buffer.alloc(5000))), callOnce(l1, nodeCall('echo', 'fine'))]);
+    expect(tooBig.failure!.error.code).toBe(Code.INVALID_ARGUMENT);
+    expect(tooBig.failure).toMatchObject({ unsent: false, connectionError: false });
+    expect(fine1.result!.payload.toString()).toBe('fine');
+    // Answers: this gateway accepts 8 KiB frames; the node answers an oversized reply with an error instead.
+    const roomy = await serve();
+    const l2 = link(roomy.port, { connections: 1, maxFrameBytes: 8192 });
+    const [bigReply, fine2] = await Promise.all([callOnce(l2, nodeCall('big', '20000')), callOnce(l2, nodeCall('echo', 'fine'))]);
+    expect(bigReply.failure!.error.code).toBe(Code.INTERNAL);
+    expect(bigReply.failure!.error.message).toMatch(/larger than the gateway accepts/);
+    expect(fine2.result!.payload.toString()).toBe('fine');
+    expect(l1.readyConnections + l2.readyConnections).toBe(2);
+  });
+
   it('passes large payloads through intact, many at once', async () => {
     const server = await serve();
     const l = link(server.port);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/protocol/codec.js';
-import { decodeLinkFrame, encodeLinkBatch, encodeLinkChunks, encodeLinkFrame, type LinkMessage } from '../../src/protocol/link-codec.js';
+import { decodeLinkFrame, encodeLinkBatch, encodeLinkChunks, encodeLinkFrame, linkFrameSizeBound, type LinkMessage } from '../../src/protocol/link-codec.js';
 import { FrameParser } from '../../src/protocol/link-framing.js';
 
 function roundTrip(frames: LinkMessage[]): LinkMessage[] {
@@ -94,6 +94,21 @@ describe('link codec', () => {
         return out;
       };
       expect(decode(encodeLinkChunks(frames, direct))).toEqual(decode([encodeLinkBatch(frames)]));
+    }));
+  });
+
+  it('linkFrameSizeBound never underestimates the encoded size', () => {
+    const text = fc.string({ maxLength: 40, unit: 'binary' });
+    const bytes = fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a));
+    const frame: fc.Arbitrary<LinkMessage> = fc.oneof(
+      fc.record({ id: fc.integer({ min: 0, max: 2 ** 32 - 1 }), fn: text, payload: bytes, ct: text, sub: text, ten: text, rid: text, md: fc.dictionary(text, text, { maxKeys: 4 }), dl: fc.nat() })
+        .map((r) => ({ id: r.id, request: { function: r.fn, payload: r.payload, contentType: r.ct, deadlineMs: r.dl, subject: r.sub, tenant: r.ten, metadata: r.md, requestId: r.rid } })),
+      fc.record({ id: fc.nat(), payload: bytes, ct: text, node: text, d: fc.nat() }).map((r) => ({ id: r.id, result: { payload: r.payload, contentType: r.ct, nodeId: r.node, durationMs: r.d } })),
+      fc.record({ id: fc.nat(), payload: bytes, f: fc.double({ noNaN: true }) }).map((r) => ({ id: r.id, progress: { fraction: r.f, payload: r.payload } })),
+      fc.record({ id: fc.nat(), code: fc.nat({ max: 16 }), message: text, ra: fc.nat() }).map((r) => ({ id: r.id, error: { code: r.code, message: r.message, retryAfterMs: r.ra } })),
+    );
+    fc.assert(fc.property(frame, (f) => {
+      expect(linkFrameSizeBound(f)).toBeGreaterThanOrEqual(encodeLinkFrame(f).length);
     }));
   });
 });
