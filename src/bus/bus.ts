@@ -25,6 +25,8 @@ export type EventSource = 'ws' | 'http' | 'job' | 'api';
 export interface BusHandler {
   /** One event on a subscribed topic. `event.topic` is already set from the channel. */
   onEvent(tenant: string, topic: string, event: EventBody): void;
+  /** The link to the bus broke: events may be missed from now until the next onResync. */
+  onBreak(): void;
   /**
    * The link to the bus came back after a break and every listed topic is subscribed again; events
    * published while it was down may have been missed.

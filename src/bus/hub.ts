@@ -32,6 +32,8 @@ interface TopicState {
   readonly pending: Map<Session, PendingJoin>;
   /** Newest position seen on this topic; the baseline of gap detection. */
   last: StreamPosition | undefined;
+  /** Bus breaks counted when `last` was seen. */
+  lastBreaks: number;
 }
 
 export interface HubOptions {
@@ -44,6 +46,8 @@ export interface HubOptions {
 export class EventsHub implements EventsService, BusHandler {
   private readonly topics = new Map<string, TopicState>();
   private readonly bySession = new Map<Session, Set<string>>();
+  /** Breaks of the bus link so far. */
+  private breaks = 0;
   private readonly metrics: BusMetrics;
   private readonly log: Logger;
   private readonly policy: HistoryPolicy;
@@ -69,7 +73,7 @@ export class EventsHub implements EventsService, BusHandler {
       // Already subscribed: the subscription stands as it is.
       if (state.joined.has(session)) return Promise.resolve(state.last ? { position: { ...state.last } } : {});
     } else {
-      state = { tenant, topic, key, joined: new Set(), pending: new Map(), last: undefined };
+      state = { tenant, topic, key, joined: new Set(), pending: new Map(), last: undefined, lastBreaks: this.breaks };
       this.topics.set(key, state);
     }
     const join: PendingJoin = { session, captured: [] };
@@ -103,7 +107,10 @@ export class EventsHub implements EventsService, BusHandler {
       state.joined.add(session);
       session.joinTopic(state.key);
       const p = ack.position;
-      if (p && (!state.last || state.last.epoch !== p.epoch || state.last.offset < p.offset)) state.last = { ...p };
+      if (p && (!state.last || state.last.epoch !== p.epoch || state.last.offset < p.offset)) {
+        state.last = { ...p };
+        state.lastBreaks = this.breaks;
+      }
       return ack;
     } catch (err) {
       if (state.pending.get(session) === join) this.remove(state, session, false);
@@ -159,8 +166,13 @@ export class EventsHub implements EventsService, BusHandler {
         this.metrics.dropped.inc({ reason: 'duplicate' });
         return;
       }
-      const gap = last !== undefined && (last.epoch === p.epoch ? p.offset > last.offset + 1 : p.offset !== 1);
+      // A new epoch starting at 1 is a stream that expired while quiet, unless the bus link broke
+      // meanwhile: then the stream may have been lost with Redis's data, and events with it.
+      const gap = last !== undefined && (last.epoch === p.epoch
+        ? p.offset > last.offset + 1
+        : p.offset !== 1 || state.lastBreaks !== this.breaks);
       state.last = { offset: p.offset, epoch: p.epoch };
+      state.lastBreaks = this.breaks;
       if (gap) this.closeForGap(state, { expected: last!.offset + 1, got: p.offset });
     }
     for (const join of state.pending.values()) join.captured.push(event);
@@ -168,6 +180,11 @@ export class EventsHub implements EventsService, BusHandler {
       this.fanout.publish(state.key, { id: 0, event });
       kind.delivered.inc(state.joined.size);
     }
+  }
+
+  /** Bus callback: the link broke. */
+  onBreak(): void {
+    this.breaks++;
   }
 
   /** Bus callback: after a break, history topics whose stream moved on (or vanished) lost events. */

@@ -140,6 +140,7 @@ export class RedisBus implements Bus {
       });
       this.sub.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
       // The cluster client resubscribes by itself after slot moves and node changes.
+      this.sub.on('-subscriber', () => this.handler?.onBreak());
       this.sub.on('subscribersReady', () => this.onClusterResubscribed());
     } else {
       this.pub = new Redis(options.url, { ...failFast, connectionName: `relaygate-pub-${options.instanceId}` }) as Client;
@@ -392,6 +393,7 @@ export class RedisBus implements Bus {
     this.confirmed.clear();
     for (const channel of [...this.waiters.keys()]) this.rejectWaiters(channel, unavailable(new Error('subscriber link down')));
     if (wasReady) {
+      this.handler?.onBreak();
       if (this.topicsListened().length > 0) this.metrics.lostWindows.inc();
       if (!this.closed) this.log.warn({ link: 'subscriber', topics: this.topicsListened().length }, 'bus link down; events on subscribed topics may be lost until it is back');
     }

@@ -7,9 +7,14 @@ import type { EventBody } from '../../src/protocol/frames.js';
 export class RecordingHandler implements BusHandler {
   readonly events: Array<{ tenant: string; topic: string; event: EventBody }> = [];
   readonly resyncs: Array<ReadonlyArray<{ tenant: string; topic: string }>> = [];
+  breaks = 0;
 
   onEvent(tenant: string, topic: string, event: EventBody): void {
     this.events.push({ tenant, topic, event });
+  }
+
+  onBreak(): void {
+    this.breaks++;
   }
 
   onResync(topics: ReadonlyArray<{ tenant: string; topic: string }>): void {

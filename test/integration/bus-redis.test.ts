@@ -209,6 +209,7 @@ describe('RedisBus faults on a private redis-server', () => {
     await until('ready again', () => b.ready());
     await until('resync', () => got.resyncs.length === 1);
     expect(got.resyncs[0]).toEqual([{ tenant: 'acme', topic: 'live' }]);
+    expect(got.breaks).toBe(1);
     const publisher = await readyBus(server.url, prefix);
     buses.push(publisher);
     await publisher.publish('acme', 'live', body('after restart'));

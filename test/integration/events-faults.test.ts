@@ -170,3 +170,35 @@ describe('Redis faults', () => {
     publisher.terminate();
   });
 });
+
+describe('Redis restarted empty (no persistence)', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  const { gateways, clients } = gatewaysFor(2, () => ({ RELAYGATE_REDIS_URL: redis.url, RELAYGATE_HISTORY: 'load/**=1000:1h' }));
+
+  it('tells live subscribers of history topics (4010) and the resubscribe says recovered false', async () => {
+    const [a, b] = gateways;
+    const subscriber = await clients.open(b!);
+    await subscribe(subscriber, 'load/volatile');
+    const publisher = await clients.open(a!);
+    for (let i = 1; i <= 3; i++) expect((await publish(publisher, 'load/volatile', `v${i}`)).kind).toBe('ack');
+    const seen = await waitEvents(subscriber, 'load/volatile', 3);
+
+    await redis.restart(); // all history gone
+    for (const g of gateways) await until('readyz reports the bus back', async () => (await readyz(g.port)).bus, 30_000);
+    const after = await publish(publisher, 'load/volatile', 'after restart');
+    expect(after.kind).toBe('ack');
+    expect(positionOf(after.body.position)!.offset).toBe(1); // a new epoch
+    // The subscriber cannot be told "nothing was lost": its stream is gone.
+    expect((await subscriber.closed).code).toBe(4010);
+
+    const again = await clients.open(b!);
+    const ack = await subscribe(again, 'load/volatile', { recover: true, since: seen[2]!.position! });
+    expect(ack).toMatchObject({ replayed: 0, recovered: false, position: positionOf(after.body.position) });
+  });
+});

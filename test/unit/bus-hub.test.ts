@@ -201,6 +201,25 @@ describe('EventsHub over MemoryBus', () => {
     expect(other.closedWith).toBeUndefined();
   });
 
+  it('takes a new epoch starting at 1 as an expired stream, unless the bus broke since: then as a gap', async () => {
+    const p = (await hub.publish('t', 'rooms/e', text('1'), ''))!;
+    const a = new RecordingSession(fanout);
+    await subscribe(a, 'rooms/e');
+    const fresh = (epoch: string, offset = 1): EventBody => ({ topic: 'rooms/e', payload: text(epoch), publishedMs: 0, position: { offset, epoch } });
+    hub.onEvent('t', 'rooms/e', fresh('second'));
+    expect(a.closedWith).toBeUndefined();
+    expect(a.eventTexts()).toEqual(['second']);
+    hub.onEvent('t', 'rooms/e', fresh('third', 2)); // another epoch not starting at 1
+    expect(a.closedWith).toBe(Close.BUS_GAP);
+
+    const b = new RecordingSession(fanout);
+    await subscribe(b, 'rooms/e');
+    hub.onBreak();
+    hub.onEvent('t', 'rooms/e', fresh('after a restart'));
+    expect(b.closedWith).toBe(Close.BUS_GAP);
+    void p;
+  });
+
   it('closes live history subscriptions with 4010 on resync when the stream moved on meanwhile', async () => {
     await hub.publish('t', 'rooms/r', text('1'), '');
     const a = new RecordingSession(fanout);
