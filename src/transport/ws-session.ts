@@ -58,8 +58,11 @@ export class WsSession implements Session {
     return this.sendEncoded(encodeFor(this.subprotocol, frame));
   }
 
-  /** Sends an already encoded frame of this session's subprotocol. */
-  sendEncoded(data: Uint8Array | string): boolean {
+  /**
+   * Sends an already encoded frame of this session's subprotocol. `cork`: batch it into one write
+   * with whatever else this turn sends (fan-out, sending one frame per socket, skips the call).
+   */
+  sendEncoded(data: Uint8Array | string, cork = true): boolean {
     if (!this.open) return false;
     // A client that does not read while its buffer is over the limit would lose this frame: it is
     // told so with 4008 instead. The check comes before the send, so one large frame into an
@@ -72,9 +75,13 @@ export class WsSession implements Session {
     }
     let status = 0;
     const binary = this.subprotocol === 'proto';
-    this.ws.cork(() => {
+    if (cork) {
+      this.ws.cork(() => {
+        status = this.ws.send(data, binary, false);
+      });
+    } else {
       status = this.ws.send(data, binary, false);
-    });
+    }
     return status !== SEND_DROPPED;
   }
 
@@ -139,8 +146,8 @@ export class SessionFanout implements Fanout {
     let json: string | undefined;
     // Copy first: a send may close a slow session, which leaves its groups while we iterate.
     for (const session of [...group]) {
-      if (session.subprotocol === 'proto') session.sendEncoded((proto ??= encodeFor('proto', frame) as Uint8Array));
-      else session.sendEncoded((json ??= encodeFor('json', frame) as string));
+      if (session.subprotocol === 'proto') session.sendEncoded((proto ??= encodeFor('proto', frame) as Uint8Array), false);
+      else session.sendEncoded((json ??= encodeFor('json', frame) as string), false);
     }
   }
 
