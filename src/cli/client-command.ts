@@ -62,6 +62,11 @@ export async function connectOptions(values: SettingValues, args: ParsedArgs): P
 /** Connects, printing a one-line reason on failure (undefined then). */
 export async function connect(command: string, values: SettingValues, args: ParsedArgs): Promise<RelaygateClient | undefined> {
   const { url, options } = await connectOptions(values, args);
+  return connectTo(command, url, options);
+}
+
+/** Connects to `url`, printing a one-line reason (and a hint for certificate trouble) on failure. */
+export async function connectTo(command: string, url: string, options: ConnectOptions): Promise<RelaygateClient | undefined> {
   try {
     return await RelaygateClient.connect(url, options);
   } catch (err) {

@@ -40,8 +40,8 @@ const commands: Record<Command, CommandSpec> = {
   },
   sub: {
     summary: 'subscribe to a topic and print each event as a JSON line',
-    usage: 'relaygate sub <topic>... [--recover | --since offset:epoch] [--json] [--insecure]',
-    booleanFlags: ['recover', 'insecure', 'json'],
+    usage: 'relaygate sub <topic>... [--recover | --since offset:epoch] [--no-reconnect] [--json] [--insecure]',
+    booleanFlags: ['recover', 'insecure', 'json', 'no-reconnect'],
     run: async (s) => (await import('./sub.js')).runSub(s.values, s.args),
   },
   pub: {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect as connectTcp, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { RelaygateClient, RelaygateError, type ConnectOptions } from '../../src/client/index.js';
 import type { Event } from '../../src/client/index.js';
 import { Code } from '../../src/errors.js';
@@ -36,6 +36,25 @@ async function rejection(p: Promise<unknown>): Promise<RelaygateError> {
   const err = await p.then(() => undefined, (e: unknown) => e);
   expect(err).toBeInstanceOf(RelaygateError);
   return err as RelaygateError;
+}
+
+/** A TCP forwarder on a free port whose upstream port can be switched between connections. */
+async function tcpProxy(target: number): Promise<{ port: number; target: number; close(): void }> {
+  const sockets = new Set<Socket>();
+  const state = { port: 0, target, close: () => { server.close(); for (const s of sockets) s.destroy(); } };
+  const server = createNetServer((down) => {
+    const up = connectTcp(state.target, '127.0.0.1');
+    for (const s of [down, up]) {
+      sockets.add(s);
+      s.on('error', () => { down.destroy(); up.destroy(); });
+      s.on('close', () => { sockets.delete(s); down.destroy(); up.destroy(); });
+    }
+    down.pipe(up);
+    up.pipe(down);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.port = (server.address() as AddressInfo).port;
+  return state;
 }
 
 let cert: TestCert;
@@ -368,6 +387,54 @@ describe('relaygate call | sub | pub', () => {
       expect(lines[1]).toMatchObject({ topic: 'cli/other', payloadBase64: Buffer.from([0xff, 0xfe, 0x00]).toString('base64') });
     } finally {
       expect(await sub.stop('SIGINT')).toBe(0);
+    }
+  });
+
+  it('sub reconnects after a gateway drain and prints every event exactly once', async () => {
+    const shared = { RELAYGATE_REDIS_URL: 'redis://127.0.0.1:6379', RELAYGATE_REDIS_PREFIX: `rg-sub-${process.pid}-${Date.now()}`, RELAYGATE_HISTORY: 'hist/**=100:1h', RELAYGATE_DRAIN_GRACE: '100ms', RELAYGATE_CLOSE_SPREAD: '50ms' };
+    const first = await startTestGateway(shared);
+    const second = await startTestGateway(shared);
+    // The address sub knows stays the same while the gateway behind it changes.
+    const proxy = await tcpProxy(first.port);
+    const url = `ws://127.0.0.1:${proxy.port}/v1/ws`;
+    const sub = startCli(['sub', 'hist/re'], { RELAYGATE_URL: url, RELAYGATE_TOKEN: env.RELAYGATE_TOKEN });
+    try {
+      await sub.waitFor(/subscribed to hist\/re/);
+      const publisher = await RelaygateClient.connect(second.wsUrl, { token: await testToken() });
+      clients.push(publisher);
+      await publisher.publish('hist/re', 'e1');
+      await sub.waitFor(/"payload":"e1"/);
+      proxy.target = 1; // nothing listens: reconnect attempts fail until the new gateway is in place
+      await first.gateway.drain();
+      await sub.waitFor(/UNAVAILABLE/);
+      await publisher.publish('hist/re', 'e2'); // missed while away: recovered from history
+      proxy.target = second.port;
+      await sub.waitFor(/resubscribed to hist\/re.*replayed 1, nothing missed/);
+      await publisher.publish('hist/re', 'e3');
+      await sub.waitFor(/"payload":"e3"/);
+      const printed = sub.output().split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { payload: string }).payload);
+      expect(printed).toEqual(['e1', 'e2', 'e3']);
+      expect(sub.output()).toMatch(/connection closed \(1001.*reconnecting/);
+    } finally {
+      expect(await sub.stop('SIGINT')).toBe(0);
+      proxy.close();
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('sub --no-reconnect ends with the close', async () => {
+    const once = await startTestGateway({ RELAYGATE_DRAIN_GRACE: '100ms', RELAYGATE_CLOSE_SPREAD: '50ms' });
+    const sub = startCli(['sub', 'a/b', '--no-reconnect'], { RELAYGATE_URL: `ws://127.0.0.1:${once.port}/v1/ws`, RELAYGATE_TOKEN: env.RELAYGATE_TOKEN });
+    try {
+      const exited = new Promise<number | null>((resolve) => sub.child.once('exit', resolve));
+      await sub.waitFor(/subscribed to a\/b/);
+      await once.gateway.drain();
+      expect(await exited).toBe(1);
+      expect(sub.output()).toMatch(/connection closed \(1001/);
+    } finally {
+      await sub.stop('SIGKILL');
+      await once.close();
     }
   });
 
