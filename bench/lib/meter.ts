@@ -2,14 +2,15 @@
 // worker's own CPU time, so the report can tell whether the load generator kept up.
 import { Histogram, type HistogramData } from './histogram.js';
 
-const offsetUs = Number(process.hrtime.bigint()) / 1000 - performance.now() * 1000;
-
 /**
  * Microseconds on the machine's monotonic clock (CLOCK_MONOTONIC, shared by every process on
- * this host), without allocating: publish-to-receive latency is measured across processes with it.
+ * this host): publish-to-receive latency is measured across processes with it. Read straight
+ * from hrtime: deriving it from performance.now() plus an offset taken at start-up was off by up
+ * to a millisecond per process (the first performance.now() call is slow). Callers read it once
+ * per publish and once per socket read, not per delivery.
  */
 export function monoUs(): number {
-  return performance.now() * 1000 + offsetUs;
+  return Number(process.hrtime.bigint()) / 1000;
 }
 
 /** One window's figures from one worker. */

@@ -1,7 +1,9 @@
 // The benchmark's load generator speaks the wire protocol with its own minimal encoder and
 // scanner (so it costs less than the gateway it measures); these tests hold it to the product's codec.
 import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { Histogram } from '../../bench/lib/histogram.js';
+import { monoUs } from '../../bench/lib/meter.js';
 import {
   FrameReader, FrameTemplate, MAX_ID, MIN_ID, Opcode, ServerKind, findBytesField, findVarintField, invokeFrame, maskedFrame, publishFrame,
   scanServerFrame, subscribeFrame, type ServerFrameScan,
@@ -132,5 +134,23 @@ describe('bench histogram', () => {
     expect(merged.total).toBe(values.length);
     expect(merged.max).toBe(sorted.at(-1));
     expect(merged.min).toBe(sorted[0]);
+  });
+});
+
+describe('bench clock', () => {
+  it('monoUs agrees across processes: a child reads a time between the parent\'s readings around its run', () => {
+    const script = `process.stdout.write(String(Number(process.hrtime.bigint()) / 1000))`;
+    // The child reads the clock the way monoUs does; the parent brackets the whole run.
+    const before = monoUs();
+    const child = Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
+    const after = monoUs();
+    expect(child).toBeGreaterThan(before);
+    expect(child).toBeLessThan(after);
+    // It is the monotonic clock itself, not an estimate of it: no per-process offset error.
+    const a = monoUs();
+    const h = Number(process.hrtime.bigint()) / 1000;
+    const b = monoUs();
+    expect(h).toBeGreaterThanOrEqual(a);
+    expect(h).toBeLessThanOrEqual(b);
   });
 });
