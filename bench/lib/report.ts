@@ -113,6 +113,11 @@ export function writeReport(dir: string, base: string, report: RunReport): { md:
     mdTable({ title: '', columns: ['parameter', 'value'], rows: Object.entries(report.params).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]) }),
     '',
   ];
+  const all = report.scenarios.flatMap((s) => s.cases);
+  if (all.length) {
+    const others = all.map((c) => c.otherLoadPct);
+    md.push(`Machine sharing: during the measured windows, processes outside this run took ${(others.reduce((a, b) => a + b, 0) / others.length).toFixed(0)}% of all cores on average (at most ${Math.max(...others).toFixed(0)}%). Ratios are given both as throughput and per second of server CPU, which does not depend on that.`, '');
+  }
   const ratios = report.scenarios.flatMap((s) => s.ratios);
   if (ratios.length) {
     md.push('## Targets', '', '| target | measured | goal | verdict | how |', '|---|---|---|---|---|', ...ratios.map(fmtRatio), '');
