@@ -238,7 +238,7 @@ export class Transport {
         session.markClosed();
         this.sessions.delete(session);
         metrics.connections.dec();
-        metrics.closes.inc({ code: String(session.closedWith ?? code) });
+        metrics.closes.inc({ code: closeLabel(session.closedWith ?? code) });
         const reason = Buffer.from(message).toString('utf8').slice(0, 123);
         log.info({ session: session.id, code: session.closedWith ?? code, reason, subject: session.principal.subject, tenant: session.principal.tenant }, 'connection closed');
         if (session.conn) router.closed(session.conn);
@@ -371,6 +371,13 @@ export class Transport {
       reply.error(404, new GatewayError(Code.NOT_FOUND, 'no such route'));
     });
   }
+}
+
+// Close codes a peer may choose are many; the metric keeps the spec's and the standard ones.
+const labelledCloses = new Set<number>([...Object.values(Close), 1002, 1003, 1005, 1006, 1007, 1008, 1011]);
+
+function closeLabel(code: number): string {
+  return labelledCloses.has(code) ? String(code) : 'other';
 }
 
 function safeReady(service: { ready(): boolean }, log: Logger): boolean {
