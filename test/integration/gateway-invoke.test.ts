@@ -41,6 +41,24 @@ describe.each(['proto', 'json'] as const)('WebSocket invoke with %s', (subprotoc
     client.close();
   });
 
+  it('streams Progress before the one Result, none after it', async () => {
+    const client = await TestClient.connect(gw.wsUrl, { token, subprotocol });
+    const result = await client.request({ id: 2, invoke: { function: 'primes', payload: b64('2000000') } }).then(async (first) => {
+      const frames = [first];
+      while (frames[frames.length - 1]!.kind === 'progress') frames.push(await client.reply(2));
+      return frames;
+    });
+    const kinds = result.map((f) => f.kind);
+    expect(kinds[kinds.length - 1]).toBe('result');
+    expect(kinds.filter((k) => k === 'progress').length).toBeGreaterThan(1);
+    const fractions = result.filter((f) => f.kind === 'progress').map((f) => Number(f.body.fraction));
+    expect(fractions).toEqual([...fractions].sort((a, b) => a - b));
+    expect(JSON.parse(textOf(result[result.length - 1]!))).toEqual({ n: 2000000, count: 148933 });
+    await client.ping(3);
+    expect(client.received.filter((f) => f.id === 2)).toEqual([]);
+    client.close();
+  });
+
   it('Cancel: Ack to the cancel, CANCELLED for the invoke, exactly once, and the node stops working', async () => {
     const client = await TestClient.connect(gw.wsUrl, { token, subprotocol });
     client.send({ id: 10, invoke: { function: 'sleep', payload: b64('20000') } });
