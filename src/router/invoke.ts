@@ -22,6 +22,7 @@ export interface InvokeOutcome {
   error(err: GatewayError): void;
 }
 
+/** Deadline settings: default and maximum invoke timeout, in ms. */
 export interface InvokerOptions {
   invokeTimeout: number;
   invokeMaxTimeout: number;

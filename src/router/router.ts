@@ -17,6 +17,7 @@ export const IN_FLIGHT_RETRY_AFTER_MS = 100;
 /** Suggested wait when the gateway is draining: reconnect, then retry elsewhere. */
 export const DRAINING_RETRY_AFTER_MS = 100;
 
+/** The per-connection limits (settings of the same names). */
 export interface RouterOptions {
   maxInFlight: number;
   rateLimit: number;

@@ -33,6 +33,7 @@ export interface TransportOptions {
   permessageDeflate: boolean;
 }
 
+/** What the transport drives: the verifier at upgrade, the router per frame, services for HTTP. */
 export interface TransportDeps {
   verifier: TokenVerifier;
   router: Router;

@@ -22,4 +22,5 @@ function loadedNative(): boolean {
 /** True when the native uWebSockets.js binary is in use; false when the package's `ws` fallback is active. */
 export const uwsNative: boolean = loadedNative();
 
+/** The uWebSockets.js typings, for modules of transport/ only. */
 export type { UWS };
