@@ -21,6 +21,17 @@ export interface StepResult {
   rssBytes: number;
   rssPerConnBytes: number;
   serverCpuMsPerConn: number;
+  /** JS heap in use per connection (from the gateway's /metrics), where the server exposes it. */
+  heapPerConnBytes?: number;
+}
+
+/** nodejs_heap_size_used_bytes from a Prometheus endpoint, or undefined. */
+async function heapUsed(port: number): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)$/m.exec(text);
+    return m ? Number(m[1]) : undefined;
+  } catch { return undefined; }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -45,12 +56,13 @@ export async function connections(ctx: BenchContext): Promise<ScenarioResult> {
   let sourceIndex = 0;
   const runBase = 1 + Math.floor(Math.random() * 250); // a fresh 127.0.x.0/24 per run: no leftovers of an earlier run
 
-  const climb = async (system: string, server: Server, role: string, config: Record<string, unknown>, maxConns: number): Promise<void> => {
+  const climb = async (system: string, server: Server, role: string, config: Record<string, unknown>, maxConns: number, metrics = false): Promise<void> => {
     ctx.log(` ${system}`);
     const workers: LoadWorker[] = [];
     try {
       await sleep(1000);
       const rss0 = procSample(server.pid).rssBytes;
+      const heap0 = metrics ? await heapUsed(server.port) : undefined;
       let current = 0;
       for (const step of p.connectionSteps.filter((s) => s <= maxConns)) {
         const need = step - current;
@@ -68,9 +80,11 @@ export async function connections(ctx: BenchContext): Promise<ScenarioResult> {
         current += connected;
         const rss = await settle(server.pid);
         const cpuMs = procSample(server.pid).cpuMs - cpu0;
+        const heap = heap0 !== undefined ? await heapUsed(server.port) : undefined;
         const r: StepResult = {
           system, connections: current, attempted: step, failed: need - connected, acceptMs, acceptsPerSec: acceptMs > 0 ? (connected * 1000) / acceptMs : 0,
           rssBytes: rss, rssPerConnBytes: current > 0 ? (rss - rss0) / current : 0, serverCpuMsPerConn: connected > 0 ? cpuMs / connected : 0,
+          ...(heap !== undefined && heap0 !== undefined && current > 0 ? { heapPerConnBytes: (heap - heap0) / current } : {}),
         };
         steps.push(r);
         ctx.log(`  ${current} connections: ${(r.rssPerConnBytes / 1024).toFixed(2)} KiB each, ${Math.round(r.acceptsPerSec)} accepts/s, ${r.failed} failed`);
@@ -87,7 +101,7 @@ export async function connections(ctx: BenchContext): Promise<ScenarioResult> {
 
   if (ctx.wants('relaygate')) {
     const gateway = await ctx.gateway('gateway', { RELAYGATE_IDLE_TIMEOUT: '120s' });
-    await climb('relaygate', gateway, 'ws-idle', { target: 'gateway', host: '127.0.0.1', port: gateway.port, token }, Infinity);
+    await climb('relaygate', gateway, 'ws-idle', { target: 'gateway', host: '127.0.0.1', port: gateway.port, token }, Infinity, true);
   }
   if (ctx.wants('socket.io')) {
     const sio = await ctx.peer('socket.io', 'sio-gateway.js', { BENCH_JWT_SECRET: ctx.secret });
@@ -102,15 +116,17 @@ export async function connections(ctx: BenchContext): Promise<ScenarioResult> {
   const ours = top('relaygate');
   const table: Table = {
     title: '',
-    columns: ['system', 'connections held', 'accepted in', 'accepts/s', 'server RSS', 'RSS per connection', 'server CPU per accept', 'failed'],
+    columns: ['system', 'connections held', 'accepted in', 'accepts/s', 'server RSS', 'RSS per connection', 'of which JS heap', 'server CPU per accept', 'failed'],
     rows: steps.map((s) => [
       s.system, s.connections.toLocaleString('en'), `${(s.acceptMs / 1000).toFixed(2)} s`, compact(s.acceptsPerSec), `${(s.rssBytes / 2 ** 20).toFixed(1)} MiB`,
-      `${(s.rssPerConnBytes / 1024).toFixed(2)} KiB`, `${(s.serverCpuMsPerConn * 1000).toFixed(0)} µs`, s.failed,
+      `${(s.rssPerConnBytes / 1024).toFixed(2)} KiB`, s.heapPerConnBytes !== undefined ? `${(s.heapPerConnBytes / 1024).toFixed(2)} KiB` : '—',
+      `${(s.serverCpuMsPerConn * 1000).toFixed(0)} µs`, s.failed,
     ]),
   };
   const tops = ['relaygate', 'socket.io', 'bare uWS'].map(top).filter((s): s is StepResult => s !== undefined);
   const sioTop = top('socket.io');
   if (ours && sioTop) notes.push(`Socket.IO uses ${(sioTop.rssPerConnBytes / Math.max(1, ours.rssPerConnBytes)).toFixed(1)}× relaygate's memory per idle connection (at ${sioTop.connections.toLocaleString('en')} vs ${ours.connections.toLocaleString('en')} connections).`);
+  notes.push('JS heap per connection: the growth of nodejs_heap_size_used_bytes on the gateway\'s /metrics (live objects and not yet collected garbage); the rest of the RSS is native (uWS sockets and buffers, V8 heap reserve).');
   notes.push('RSS per connection = (server RSS once settled − RSS before the first connection) ÷ connections held; every connection presented a JWT at the upgrade and got its Welcome (Socket.IO: auth middleware, then connect).');
   return {
     name: 'connections',
