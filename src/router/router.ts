@@ -315,6 +315,7 @@ export class Router {
   private reply(conn: Connection, id: number, err: unknown): void {
     const failure = toGatewayError(err);
     if (failure.code === Code.INTERNAL) this.log.error({ err: failure.cause ?? failure, session: conn.session.id, id }, 'request failed');
+    if (!conn.session.isOpen) return;
     this.metrics.errors.inc({ code: codeName(failure.code) });
     conn.session.send({
       id,
