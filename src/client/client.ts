@@ -236,6 +236,9 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
     else target += `${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(options.token)}`;
     if (options.origin !== undefined) headers.origin = options.origin;
 
+    // Error texts from below may quote the URL; with the credential in the query that would leak it.
+    const redact = (text: string): string => text.replaceAll(encodeURIComponent(options.token), '…').replaceAll(options.token, '…');
+
     return new Promise((resolve, reject) => {
       let settled = false;
       let ws: WebSocket;
@@ -256,14 +259,14 @@ export class RelaygateClient extends EventEmitter<RelaygateClientEvents> {
           ...(options.rejectUnauthorized !== undefined ? { rejectUnauthorized: options.rejectUnauthorized } : {}),
         });
       } catch (err) {
-        reject(new RelaygateError(Code.INVALID_ARGUMENT, `bad gateway URL: ${(err as Error).message}`, { cause: err }));
+        reject(new RelaygateError(Code.INVALID_ARGUMENT, `bad gateway URL: ${redact((err as Error).message)}`));
         return;
       }
       const timer = setTimeout(() => fail(new RelaygateError(Code.DEADLINE_EXCEEDED, `no Welcome within ${timeoutMs} ms`)), timeoutMs);
       ws.on('unexpected-response', (_req, res) => {
         upgradeRefusal(res).then(fail, () => fail(new RelaygateError(Code.UNKNOWN, `upgrade refused with HTTP ${res.statusCode}`)));
       });
-      ws.on('error', (err) => fail(new RelaygateError(Code.UNAVAILABLE, `cannot connect to ${url}: ${err.message}`, { cause: err })));
+      ws.on('error', (err) => fail(new RelaygateError(Code.UNAVAILABLE, `cannot connect to ${url}: ${redact(err.message)}`, { cause: err })));
       ws.on('close', (code, reason) => fail(new RelaygateError(Code.UNAVAILABLE, `closed before the Welcome (${code}${reason.length ? ` ${reason.toString('utf8')}` : ''})`, { closeCode: code })));
       ws.once('message', (data, isBinary) => {
         if (settled) return;

@@ -289,6 +289,14 @@ describe('RelaygateClient', () => {
     await expect(insecure.ping()).resolves.toBeTruthy();
   });
 
+  it('never puts a query-string credential into an error message', async () => {
+    const token = await testToken();
+    for (const url of ['not a url at all', 'ws://127.0.0.1:1/v1/ws', 'ftp://127.0.0.1/v1/ws']) {
+      const err = await rejection(RelaygateClient.connect(url, { token, credentialIn: 'query' }));
+      expect(err.message).not.toContain(token.slice(-20));
+    }
+  });
+
   it('answers UNAVAILABLE when nothing listens', async () => {
     const err = await rejection(RelaygateClient.connect('ws://127.0.0.1:1/v1/ws', { token: 't' }));
     expect(err.code).toBe(Code.UNAVAILABLE);
