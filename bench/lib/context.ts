@@ -167,14 +167,16 @@ function run(cmd: string, args: string[]): string {
 
 /** Machine, software versions and commit, for the report's header. */
 export function describeMachine(): Record<string, string | number> {
-  const dirty = run('git', ['status', '--porcelain', '--', 'src', 'bench', 'proto']) !== '';
+  // BENCH_COMMIT names the commit when the run works on an export of it (git archive), not a checkout.
+  const dirty = !process.env.BENCH_COMMIT && run('git', ['status', '--porcelain', '--', 'src', 'bench', 'proto']) !== '';
+  const commit = process.env.BENCH_COMMIT ?? run('git', ['rev-parse', '--short', 'HEAD']);
   return {
     cpuModel: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     kernel: release(),
     node: process.version,
-    commit: run('git', ['rev-parse', '--short', 'HEAD']) + (dirty ? '-dirty' : ''),
+    commit: commit + (dirty ? '-dirty' : ''),
     redis: run('redis-server', ['--version']).replace(/^Redis server /, '').split(' ')[0]!.replace('v=', ''),
     openFilesLimit: Number(run('sh', ['-c', 'ulimit -n'])) || 0,
     'uWebSockets.js': versionOf('uWebSockets.js'),
