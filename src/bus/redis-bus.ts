@@ -106,7 +106,8 @@ export class RedisBus implements Bus {
 
     // Commands fail fast while a link is down (no offline queue, no resend after a reconnect):
     // a publish is acknowledged only when Redis took it, and never sent twice.
-    this.commandTimeoutMs = Math.max(2000, options.heartbeatMs * (HEARTBEAT_MISSES + 2));
+    // A backstop only: dead links are found by the heartbeat long before this.
+    this.commandTimeoutMs = Math.max(10_000, options.heartbeatMs * (HEARTBEAT_MISSES + 2));
     const failFast: RedisOptions = {
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,

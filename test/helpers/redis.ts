@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 
 const run = promisify(execFile);
 
@@ -198,4 +199,16 @@ export class RedisCluster {
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop()));
   }
+}
+
+/** Starts a three-primary cluster before the tests of the enclosing describe (or file) and stops it after. */
+export function clusterFor(): { readonly cluster: RedisCluster } {
+  const context = {} as { cluster: RedisCluster };
+  beforeAll(async () => {
+    context.cluster = await RedisCluster.start();
+  }, 90_000);
+  afterAll(async () => {
+    await context.cluster?.stop();
+  });
+  return context;
 }

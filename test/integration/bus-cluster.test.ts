@@ -1,21 +1,15 @@
 // RedisBus on a real three-primary Redis Cluster started from redis-server: sharded pub/sub,
 // slot-local history scripts, and delivery across a slot migration.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RedisBus } from '../../src/bus/redis-bus.js';
 import { hashSlot } from '../../src/bus/slot.js';
 import { silentLogger } from '../../src/log.js';
 import { encodeEvent } from '../../src/protocol/codec.js';
 import { body, busContract, RecordingHandler, type BusFactory } from '../contract/bus.case.js';
-import { RedisCluster } from '../helpers/redis.js';
+import { clusterFor } from '../helpers/redis.js';
 
-let cluster: RedisCluster;
-beforeAll(async () => {
-  cluster = await RedisCluster.start();
-}, 90_000);
-afterAll(async () => {
-  await cluster?.stop();
-});
+const given = clusterFor();
 
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -27,7 +21,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 
 async function clusterBus(prefix: string): Promise<RedisBus> {
   const bus = new RedisBus({
-    url: cluster.seeds, cluster: true, prefix, heartbeatMs: 250, probeMs: 400,
+    url: given.cluster.seeds, cluster: true, prefix, heartbeatMs: 250, probeMs: 400,
     instanceId: randomBytes(3).toString('hex'), log: silentLogger(),
   });
   await until('cluster bus ready', () => bus.ready());
@@ -57,7 +51,7 @@ describe('RedisBus on Redis Cluster', () => {
     // Known values (redis-cli CLUSTER KEYSLOT).
     expect(hashSlot('foo')).toBe(12182);
     expect(hashSlot('{user1000}.following')).toBe(hashSlot('user1000'));
-    const owner = await cluster.ownerOf(hashSlot(channel));
+    const owner = await given.cluster.ownerOf(hashSlot(channel));
     expect(Number((await owner.cli('CLUSTER', 'KEYSLOT', channel)).trim())).toBe(hashSlot(channel));
   });
 
@@ -72,7 +66,7 @@ describe('RedisBus on Redis Cluster', () => {
       await sub.subscribe('acme', 'plain/topic');
       const channel = sub.channel('acme', 'moving/topic');
       const slot = hashSlot(channel);
-      const owner = await cluster.ownerOf(slot);
+      const owner = await given.cluster.ownerOf(slot);
       const shardSubscribers = async (node: typeof owner): Promise<string> => (await node.cli('PUBSUB', 'SHARDNUMSUB', channel)).trim().split('\n').at(-1)!;
       expect(await shardSubscribers(owner)).toBe('1');
 
@@ -83,9 +77,9 @@ describe('RedisBus on Redis Cluster', () => {
       backend.disconnect();
       await got.waitFor(2);
 
-      const target = cluster.nodes.find((n) => n !== owner)!;
-      await cluster.migrateSlot(slot, target);
-      expect(await cluster.ownerOf(slot)).toBe(target);
+      const target = given.cluster.nodes.find((n) => n !== owner)!;
+      await given.cluster.migrateSlot(slot, target);
+      expect(await given.cluster.ownerOf(slot)).toBe(target);
 
       // Publishing continues; once the subscriber has followed the slot, events arrive again.
       let n = 0;
@@ -114,7 +108,7 @@ describe('RedisBus on Redis Cluster', () => {
     const got = new RecordingHandler();
     sub.setHandler(got);
     await sub.subscribe('acme', 'frozen/shard');
-    const owner = await cluster.ownerOf(hashSlot(sub.channel('acme', 'frozen/shard')));
+    const owner = await given.cluster.ownerOf(hashSlot(sub.channel('acme', 'frozen/shard')));
     owner.pause();
     const frozenAt = Date.now();
     try {
@@ -125,7 +119,7 @@ describe('RedisBus on Redis Cluster', () => {
       owner.resume();
     }
     try {
-      await cluster.waitHealthy(30_000);
+      await given.cluster.waitHealthy(30_000);
       await until('ready after the thaw', () => sub.ready() && pub.ready(), 30_000);
       let n = 0;
       await until('delivery after the thaw', async () => {

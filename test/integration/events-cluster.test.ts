@@ -1,20 +1,14 @@
 // Two real gateway processes in cluster mode (RELAYGATE_REDIS_CLUSTER=1) on a real three-primary
 // Redis Cluster: sharded pub/sub across gateways, history, and a slot migration of a subscribed topic.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashSlot } from '../../src/bus/slot.js';
 import { connect, eventsOf, gatewaysFor, publish, subscribe, until, waitEvents } from '../helpers/events.js';
-import { RedisCluster } from '../helpers/redis.js';
+import { clusterFor } from '../helpers/redis.js';
 
 describe('events on Redis Cluster', () => {
-  let cluster: RedisCluster;
-  beforeAll(async () => {
-    cluster = await RedisCluster.start();
-  }, 90_000);
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const given = clusterFor();
   const { gateways } = gatewaysFor(2, () => ({
-    RELAYGATE_REDIS_URL: cluster.seeds,
+    RELAYGATE_REDIS_URL: given.cluster.seeds,
     RELAYGATE_REDIS_CLUSTER: '1',
     RELAYGATE_HISTORY: 'orders/**=100:1h',
   }));
@@ -31,8 +25,8 @@ describe('events on Redis Cluster', () => {
     expect(seen.map((e) => [e.text, e.position!.offset])).toEqual([['o1', 1], ['o2', 2]]);
 
     const slot = hashSlot('relaygate:default:orders/42');
-    const owner = await cluster.ownerOf(slot);
-    await cluster.migrateSlot(slot, cluster.nodes.find((n) => n !== owner)!);
+    const owner = await given.cluster.ownerOf(slot);
+    await given.cluster.migrateSlot(slot, given.cluster.nodes.find((n) => n !== owner)!);
 
     // The gateway follows the slot to its new shard: later events arrive, or, if one was lost
     // in the move, the subscription is closed with 4010 and recovery fills the hole.
