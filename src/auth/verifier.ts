@@ -117,6 +117,10 @@ async function publicKeySource(pem: string, configured: string[] | undefined): P
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
     throw new ConfigError('RELAYGATE_JWT_PUBLIC_KEY', 'holds a private key; give the gateway the public key only');
   }
+  // Only the first key of a file would be used; say so rather than ignore the others.
+  if ((pem.match(/-----BEGIN (?:RSA )?PUBLIC KEY-----/g) ?? []).length > 1) {
+    throw new ConfigError('RELAYGATE_JWT_PUBLIC_KEY', 'holds more than one public key; give one, or publish several in a JWKS (RELAYGATE_JWKS_URL)');
+  }
   let keyObject: KeyObject;
   try {
     keyObject = createPublicKey(pem);

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
@@ -210,6 +211,22 @@ describe('PEM public keys', () => {
     await expectReason(verifier, forged, 'signature');
   });
 
+  it('accepts a certificate (with its chain) in place of a bare public key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaygate-cert-'));
+    try {
+      const key = join(dir, 'key.pem');
+      const cert = join(dir, 'cert.pem');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-days', '1', '-subj', '/CN=issuer', '-nodes', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+      const certPem = await readFile(cert, 'utf8');
+      const verifier = await createTokenVerifier({ ...base, publicKeyPem: certPem + certPem });
+      const privateKey = await importPKCS8(await readFile(key, 'utf8'), 'ES256');
+      const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'ES256' }).sign(privateKey);
+      expect((await verifier.verify(token)).subject).toBe('alice');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('restricts a configured allow-list to what the key supports', async () => {
     const ps = await createTokenVerifier({ ...base, publicKeyPem: pairs.RS256.pem, algorithms: ['PS256'] });
     await expectReason(ps, await signWith('RS256', claims()), 'algorithm');
@@ -228,6 +245,7 @@ describe('PEM public keys', () => {
     ['garbage PEM', () => ({ ...base, publicKeyPem: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n' }), 'RELAYGATE_JWT_PUBLIC_KEY'],
     ['a private key', () => ({ ...base, publicKeyPem: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }), 'RELAYGATE_JWT_PUBLIC_KEY'],
     ['a 1024-bit RSA key', () => ({ ...base, publicKeyPem: generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString() }), 'RELAYGATE_JWT_PUBLIC_KEY'],
+    ['two keys in one PEM file', () => ({ ...base, publicKeyPem: pairs.RS256.pem + pairs.ES256.pem }), 'RELAYGATE_JWT_PUBLIC_KEY'],
     ['no key source', () => ({ ...base }), 'RELAYGATE_JWT_SECRET'],
     ['two key sources', () => ({ ...base, secret, publicKeyPem: pairs.RS256.pem }), 'RELAYGATE_JWT_SECRET'],
     ['a JWKS URL that is not a URL', () => ({ ...base, jwksUrl: 'not a url' }), 'RELAYGATE_JWKS_URL'],
