@@ -115,6 +115,7 @@ export async function compareRounds(ctx: BenchContext, factories: CaseFactory[],
       const spec: CaseSpec = { label: f.label, system: f.system, unit: f.unit, servers: f.servers, workers, ...(counted ? { counted } : {}) };
       const result = f.oneShot ? await runOneShot(ctx, spec) : await runCase(ctx, spec);
       f.finish?.(result);
+      await quiesce(f.servers);
       results[i]!.push(result);
     }
   }
@@ -146,5 +147,21 @@ export async function profilePass(
     return tables;
   } finally {
     for (const g of gateways) await g.stop(1000);
+  }
+}
+
+/**
+ * Waits (at most `maxMs`) until `servers` are idle, so that a backlog one case left behind (events
+ * still queued for clients that are gone) does not eat into the next case's window.
+ */
+export async function quiesce(servers: Server[], maxMs = 15_000): Promise<void> {
+  const deadline = performance.now() + maxMs;
+  let before = servers.map((s) => procSample(s.pid).cpuMs);
+  while (performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300));
+    const now = servers.map((s) => procSample(s.pid).cpuMs);
+    const busyMs = now.reduce((a, v, i) => a + v - before[i]!, 0);
+    before = now;
+    if (busyMs <= 30) return; // under 10 % of a core over 300 ms
   }
 }
