@@ -46,10 +46,12 @@ export function topicProblem(topic: string): string | undefined {
   return undefined;
 }
 
-/** Why `name` is not a valid function name (1–128 of [A-Za-z0-9._-]), or undefined when it is. */
+/** Why `name` is not a valid function name (1–128 of [A-Za-z0-9._-], not "." or ".."), or undefined when it is. */
 export function functionNameProblem(name: string): string | undefined {
   if (typeof name !== 'string' || name.length === 0) return 'function name is empty';
   if (name.length > MAX_FUNCTION_LENGTH) return `function name longer than ${MAX_FUNCTION_LENGTH} characters`;
+  // The name becomes a path segment at the node (/v1/invoke/<name>), where "." and ".." would move up.
+  if (name === '.' || name === '..') return `function name "${name}" is not allowed`;
   if (!functionChars.test(name)) return 'function name characters must be A-Z a-z 0-9 . _ -';
   return undefined;
 }

@@ -20,6 +20,9 @@ const cases: Case[] = [
   ['invoke:*', 'u1', 'invoke', 'x'.repeat(128), true, 'longest function name'],
   ['invoke:*', 'u1', 'invoke', 'shа256', false, 'Cyrillic а in a function name'],
   ['invoke:*', 'u1', 'invoke', '*', false, "'*' is not a function name"],
+  ['invoke:*', 'u1', 'invoke', '..', false, "'..' would climb the node's path"],
+  ['invoke:*', 'u1', 'invoke', '.', false, "'.' is not a function name"],
+  ['invoke:*', 'u1', 'invoke', 'v1.2..3', true, 'dots inside a function name are fine'],
   ['invoke:sha*', 'u1', 'invoke', 'sha256', false, 'no partial wildcards in function grants'],
   ['subscribe:**', 'u1', 'invoke', 'sha256', false, 'subscribe grant does not grant invoke'],
 
