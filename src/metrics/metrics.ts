@@ -13,6 +13,7 @@ export class GatewayMetrics {
   readonly errors: Counter<'code'>;
   readonly closes: Counter<'code'>;
   readonly httpRequests: Counter<'route' | 'status'>;
+  readonly credentialChecks: Counter<'result'>;
   private readonly loopDelay: IntervalHistogram;
   private sendBuffers: () => Iterable<number> = () => [];
 
@@ -25,6 +26,7 @@ export class GatewayMetrics {
     this.upgradeRejections = new Counter({ name: 'relaygate_upgrade_rejections_total', help: 'refused WebSocket upgrades, by reason', labelNames: ['reason'], registers });
     this.errors = new Counter({ name: 'relaygate_errors_total', help: 'Error frames and HTTP error answers, by code', labelNames: ['code'], registers });
     this.closes = new Counter({ name: 'relaygate_closes_total', help: 'closed connections, by close code', labelNames: ['code'], registers });
+    this.credentialChecks = new Counter({ name: 'relaygate_credential_checks_total', help: 'bearer token checks at upgrade and on HTTP: verified (signature checked) or cached (accepted from a verification within the last minute)', labelNames: ['result'], registers });
     this.httpRequests = new Counter({ name: 'relaygate_http_requests_total', help: 'HTTP requests, by route and status', labelNames: ['route', 'status'], registers });
 
     const metrics = this;

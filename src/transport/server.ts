@@ -2,7 +2,7 @@
 // opens) and the HTTP surface of spec section 8, on one uWebSockets.js app.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { TokenVerifier } from '../auth/principal.js';
+import type { Principal, TokenVerifier } from '../auth/principal.js';
 import { ConfigError } from '../config.js';
 import { Close, Code, codeName, GatewayError, httpStatusFor, toGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -12,6 +12,7 @@ import type { Invoker } from '../router/invoke.js';
 import { checkTopicGrant } from '../router/requests.js';
 import type { Router } from '../router/router.js';
 import type { ComputeService, EventsService } from '../router/services.js';
+import { CredentialCache } from './credential-cache.js';
 import { chooseSubprotocol, originAllowed, readCredential } from './handshake.js';
 import { readBody, Reply } from './http.js';
 import { uws, type UWS } from './uws.js';
@@ -67,6 +68,8 @@ export class Transport {
   private readonly allowedOrigins: ReadonlySet<string> | undefined;
   private port_ = 0;
   private readonly sessions = new Set<WsSession>();
+  /** Tokens verified recently (upgrades and HTTP requests share it). */
+  private readonly credentials = new CredentialCache();
 
   constructor(private readonly options: TransportOptions, metrics: GatewayMetrics) {
     if (options.tlsCert && options.tlsKey) {
@@ -169,18 +172,27 @@ export class Transport {
         if ('problem' in credential) {
           return reject(reply, 401, `credential_${credential.problem}`, new GatewayError(Code.UNAUTHENTICATED, credential.problem === 'missing' ? 'no credential' : 'malformed Authorization header'));
         }
-        (async () => verifier.verify(credential.token))().then(
+        const token = credential.token;
+        const upgrade = (principal: Principal): void => {
+          const data: SocketData = { id: randomBytes(12).toString('base64url'), subprotocol, principal };
+          reply.done = true;
+          res.upgrade(data, key, subprotocolNames[subprotocol], extensions, context);
+        };
+        const known = this.credentials.get(token, Date.now());
+        metrics.credentialChecks.inc({ result: known ? 'cached' : 'verified' });
+        // A token verified recently upgrades at once, inside uWS's own (corked) upgrade handler.
+        if (known) return upgrade(known);
+        (async () => verifier.verify(token))().then(
           (principal) => {
+            this.credentials.set(token, principal, Date.now());
             if (reply.aborted) return;
             if (this.draining) return reject(reply, 503, 'draining', new GatewayError(Code.UNAVAILABLE, 'gateway shutting down'));
-            const data: SocketData = { id: randomBytes(12).toString('base64url'), subprotocol, principal };
-            reply.done = true;
             // Deliberately not inside res.cork(): after an asynchronous upgrade, cork's epilogue
             // can read HTTP state from memory that now belongs to the WebSocket and close the
             // fresh socket (uNetworking/uWebSockets#1928, fixed upstream by #1929, not in the
             // uWS 20.30 build used here). uWS prints a cork warning on stderr instead; a lost
             // connection is worse than a log line.
-            res.upgrade(data, key, subprotocolNames[subprotocol], extensions, context);
+            upgrade(principal);
           },
           (err: unknown) => {
             if (reply.aborted) return;
@@ -288,7 +300,12 @@ export class Transport {
       const credential = readCredential(authorization, '');
       try {
         if ('problem' in credential) throw new GatewayError(Code.UNAUTHENTICATED, credential.problem === 'missing' ? 'no credential' : 'malformed Authorization header');
-        return await verifier.verify(credential.token);
+        const known = this.credentials.get(credential.token, Date.now());
+        metrics.credentialChecks.inc({ result: known ? 'cached' : 'verified' });
+        if (known) return known;
+        const principal = await verifier.verify(credential.token);
+        this.credentials.set(credential.token, principal, Date.now());
+        return principal;
       } catch (err) {
         const failure = toGatewayError(err);
         const answer = failure.code === Code.UNAUTHENTICATED ? failure : new GatewayError(Code.UNAVAILABLE, 'credential could not be verified now', { retryAfterMs: 1000 });

@@ -99,6 +99,35 @@ describe('HS256 gateway with audience, issuer and an origin allow-list', () => {
   });
 });
 
+describe('recently verified tokens', () => {
+  it('upgrade and HTTP accept a token seen before without verifying it again, never past its exp', async () => {
+    const gw = await startTestGateway({ RELAYGATE_JWT_CLOCK_TOLERANCE: '0' });
+    try {
+      const metric = async (result: string): Promise<number> => {
+        const text = await (await fetch(`${gw.httpUrl}/metrics`)).text();
+        return Number(new RegExp(`^relaygate_credential_checks_total\\{result="${result}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+      };
+      const token = await testToken({ ttlMs: 3000 });
+      const clients = [];
+      for (let i = 0; i < 3; i++) clients.push(await TestClient.connect(gw.wsUrl, { token, subprotocol: i % 2 ? 'json' : 'proto' }));
+      for (const [i, c] of clients.entries()) await c.ping(i + 1);
+      expect(await metric('verified')).toBe(1);
+      expect(await metric('cached')).toBe(2);
+      const res = await fetch(`${gw.httpUrl}/v1/publish/a/b`, { method: 'POST', body: 'x', headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+      expect(await metric('cached')).toBe(3);
+      const expiry = Number(clients[0]!.welcome.body.tokenExpiresMs);
+      for (const c of clients) expect((await c.closed).code).toBe(4001);
+      while (Date.now() <= expiry) await new Promise((r) => setTimeout(r, 100));
+      const refusal = await upgradeRefusal(gw.wsUrl, { token });
+      expect(refusal.status).toBe(401);
+      expect(refusal.body.message).toMatch(/expired/);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('RS256 gateway (PEM public key)', () => {
   let gw: TestGateway;
   let dir: string;
