@@ -1,5 +1,6 @@
 // Recently verified bearer tokens, so that a token seen again (reconnects, many connections or
 // HTTP requests sharing one token) is accepted without another signature check. Pure.
+import { createHash } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
 
 /** Default number of tokens remembered. */
@@ -23,18 +24,20 @@ export class CredentialCache {
 
   /** The Principal `token` verified to, if it was verified within the TTL and has not expired. */
   get(token: string, nowMs: number): Principal | undefined {
-    const entry = this.entries.get(token);
+    const key = keyOf(token);
+    const entry = this.entries.get(key);
     if (!entry) return undefined;
-    this.entries.delete(token);
+    this.entries.delete(key);
     if (nowMs >= entry.trustedUntilMs || nowMs >= entry.principal.expiresAtMs) return undefined;
-    this.entries.set(token, entry); // most recently used last
+    this.entries.set(key, entry); // most recently used last
     return entry.principal;
   }
 
   /** Remembers a successful verification. */
   set(token: string, principal: Principal, nowMs: number): void {
-    this.entries.delete(token);
-    this.entries.set(token, { principal, trustedUntilMs: nowMs + this.ttlMs });
+    const key = keyOf(token);
+    this.entries.delete(key);
+    this.entries.set(key, { principal, trustedUntilMs: nowMs + this.ttlMs });
     if (this.entries.size > this.maxSize) this.entries.delete(this.entries.keys().next().value as string);
   }
 
@@ -42,4 +45,9 @@ export class CredentialCache {
   get size(): number {
     return this.entries.size;
   }
+}
+
+// Tokens may be kilobytes long; the cache keeps a fixed-size digest of each instead.
+function keyOf(token: string): string {
+  return createHash('sha256').update(token).digest('base64');
 }
