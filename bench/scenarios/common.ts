@@ -1,4 +1,4 @@
-// Helpers shared by the scenarios: spreading a load over worker processes, and running one case
+// What the scenarios share: spreading a load over worker processes, and running one case
 // with every worker stopped afterwards, whatever happens.
 import type { BenchContext } from '../lib/context.js';
 import { measure, summarize, type CaseResult } from '../lib/measure.js';
