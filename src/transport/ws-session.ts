@@ -144,8 +144,9 @@ export class SessionFanout implements Fanout {
     this.metrics.framesOut.inc({ kind: frameKind(frame) }, group.size);
     let proto: Uint8Array | undefined;
     let json: string | undefined;
-    // Copy first: a send may close a slow session, which leaves its groups while we iterate.
-    for (const session of [...group]) {
+    // A send may close a slow session, which then leaves this group during the loop: a Set
+    // iterator tolerates deletions, so no copy is made per event.
+    for (const session of group) {
       if (session.subprotocol === 'proto') session.sendEncoded((proto ??= encodeFor('proto', frame) as Uint8Array), false);
       else session.sendEncoded((json ??= encodeFor('json', frame) as string), false);
     }
