@@ -77,7 +77,7 @@ export async function runDevCommand({ values }: LoadedSettings): Promise<number 
   const nodes = [];
   if (!values.nodes) {
     for (const index of [1, 2]) {
-      const nodeValues: SettingValues = { ...values, host: '127.0.0.1', port: 0, tlsCert: undefined, tlsKey: undefined, nodeId: `dev-node-${index}`, nodeUrl: undefined, redisUrl: undefined, nodeLinkPort: undefined };
+      const nodeValues: SettingValues = { ...values, host: '127.0.0.1', port: 0, tlsCert: undefined, tlsKey: undefined, nodeId: `dev-node-${index}`, nodeUrl: undefined, redisUrl: undefined, nodeLinkPort: 0 };
       nodes.push(await runNode(nodeValues, log.child({ node: `dev-node-${index}` })));
     }
   }
@@ -87,7 +87,8 @@ export async function runDevCommand({ values }: LoadedSettings): Promise<number 
     tlsKey: tls.key,
     jwtSecret: secret,
     port: values.port ?? 8443,
-    nodes: values.nodes ?? nodes.map((n) => n.url),
+    // The reference nodes speak the binary link beside HTTP; the gateway takes the faster one.
+    nodes: values.nodes ?? nodes.map((n) => (n.linkPort === undefined ? n.url : `relaygate+tcp://127.0.0.1:${n.linkPort}`)),
   };
   const gateway = await startGateway(gatewayValues, log.child({ role: 'gateway' }));
   drainOnSignals(log, [gateway, ...nodes]);
@@ -96,7 +97,7 @@ export async function runDevCommand({ values }: LoadedSettings): Promise<number 
   const host = values.host === '0.0.0.0' ? '127.0.0.1' : values.host;
   const url = `wss://${host.includes(':') ? `[${host}]` : host}:${gateway.port}/v1/ws`;
   const lines = [``, `relaygate dev is running`, `  gateway   ${url}  (self-signed certificate in ${tls.cert})`];
-  for (const node of nodes) lines.push(`  node      ${node.url}`);
+  for (const node of nodes) lines.push(`  node      ${node.url}${node.linkPort === undefined ? '' : ` and relaygate+tcp://127.0.0.1:${node.linkPort}`}`);
   if (secret) {
     const token = await signToken({ secret, sub: 'dev', scope: devScope, ttlMs: devTokenTtlMs, tenantClaim: values.tenantClaim, audience: values.jwtAudience, issuer: values.jwtIssuer });
     lines.push(
