@@ -412,7 +412,7 @@ export class NodePoolCompute implements ComputeService {
 
   /** Adds a node reached at `wantedUrl` (its binary link URL, when it has one), falling back to its HTTP URL when this build has no link for that scheme. */
   private addNode(descriptor: NodeDescriptor, wantedUrl: string, admittedAtMs: number): PoolNode {
-    const options = { connections: this.options.nodeConnections };
+    const options: NodeLinkOptions = { connections: this.options.nodeConnections, log: this.log.child({ node: descriptor.key }) };
     let linkUrl = wantedUrl;
     let link: NodeLink;
     try {

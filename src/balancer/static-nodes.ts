@@ -3,6 +3,7 @@ import { ConfigError } from '../config.js';
 import type { NodeDescriptor } from './node-state.js';
 
 const SETTING = 'RELAYGATE_NODES';
+const nodeSchemes = new Set(['http', 'https', 'relaygate+tcp', 'relaygate+tls']);
 
 /** Parses the node list; throws ConfigError naming the setting and the bad entry. */
 export function parseNodeList(entries: readonly string[]): NodeDescriptor[] {
@@ -15,8 +16,8 @@ export function parseNodeList(entries: readonly string[]): NodeDescriptor[] {
       throw new ConfigError(SETTING, `${JSON.stringify(entry)} is not a URL`);
     }
     const scheme = url.protocol.slice(0, -1).toLowerCase();
-    if (scheme !== 'http' && scheme !== 'https' && scheme !== 'relaygate+tcp') {
-      throw new ConfigError(SETTING, `${JSON.stringify(entry)}: scheme must be http, https or relaygate+tcp`);
+    if (!nodeSchemes.has(scheme)) {
+      throw new ConfigError(SETTING, `${JSON.stringify(entry)}: scheme must be http, https, relaygate+tcp or relaygate+tls`);
     }
     let weight = 1;
     const raw = url.searchParams.get('weight');

@@ -318,10 +318,11 @@ describe('WaitQueue', () => {
 
 describe('RELAYGATE_NODES', () => {
   it('parses URLs with optional weights', () => {
-    expect(parseNodeList(['http://127.0.0.1:9001?weight=2', 'https://n2.example:8443/base/', 'relaygate+tcp://10.0.0.3:7001'])).toEqual([
+    expect(parseNodeList(['http://127.0.0.1:9001?weight=2', 'https://n2.example:8443/base/', 'relaygate+tcp://10.0.0.3:7001', 'relaygate+tls://n4.example:7002?weight=0.5'])).toEqual([
       { key: 'http://127.0.0.1:9001', url: 'http://127.0.0.1:9001', weight: 2, functions: undefined },
       { key: 'https://n2.example:8443/base', url: 'https://n2.example:8443/base', weight: 1, functions: undefined },
       { key: 'relaygate+tcp://10.0.0.3:7001', url: 'relaygate+tcp://10.0.0.3:7001', weight: 1, functions: undefined },
+      { key: 'relaygate+tls://n4.example:7002', url: 'relaygate+tls://n4.example:7002', weight: 0.5, functions: undefined },
     ]);
   });
 
