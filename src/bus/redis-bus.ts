@@ -93,6 +93,10 @@ export class RedisBus implements Bus {
   private readonly pingSince = new Map<string, number>();
   /** Links whose heartbeat went unanswered and that have not answered since. */
   private readonly silentLinks = new Set<string>();
+  /** Link -> when it last received any bytes. */
+  private readonly heardAt = new Map<string, number>();
+  private readonly heardStreams = new WeakSet<object>();
+  private lastBeat = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private malformedLoggedAt = 0;
@@ -464,9 +468,17 @@ export class RedisBus implements Bus {
     });
   }
 
-  /** PINGs every link; one silent for HEARTBEAT_MISSES intervals is destroyed (so it redials) and holds readiness down until it answers again. */
+  /**
+   * PINGs every link. A link with a PING outstanding and not a byte received for HEARTBEAT_MISSES
+   * intervals is destroyed (so it redials) and holds readiness down until it answers again. A busy
+   * link is not silent: its PONG may queue behind many replies, but those bytes prove it alive.
+   */
   private heartbeat(): void {
     if (this.closed) return;
+    const now = Date.now();
+    // After a stall of this process (GC, a long task) the links are not to blame: judge next time.
+    const stalled = now - this.lastBeat > this.options.heartbeatMs * 2;
+    this.lastBeat = now;
     const links: Array<[key: string, client: Redis]> = this.options.cluster
       ? [
         ...(this.pub as Cluster).nodes('master').map((n): [string, Redis] => [`publisher ${nodeKey(n)}`, n]),
@@ -477,49 +489,72 @@ export class RedisBus implements Bus {
     // Links that left the topology (a node removed after a failover) no longer count.
     for (const key of this.silentLinks) if (!current.has(key)) this.silentLinks.delete(key);
     for (const key of this.pingSince.keys()) if (!current.has(key)) this.pingSince.delete(key);
-    for (const [key, client] of links) this.pingLink(key, client);
+    for (const [key, client] of links) this.pingLink(key, client, stalled);
     this.updateReady();
   }
 
-  private pingLink(key: string, client: Redis): void {
+  private pingLink(key: string, client: Redis, stalled: boolean): void {
     if (client.status !== 'ready') {
       this.pingSince.delete(key);
       return;
     }
+    const stream = client.stream;
+    if (stream && !this.heardStreams.has(stream)) {
+      this.heardStreams.add(stream);
+      stream.on('data', () => this.heardAt.set(key, Date.now()));
+    }
     const since = this.pingSince.get(key);
-    const now = Date.now();
     if (since !== undefined) {
-      if (now - since > this.options.heartbeatMs * HEARTBEAT_MISSES) {
-        this.log.warn({ link: key, silentMs: now - since }, 'bus link silent; dropping it and reconnecting');
-        this.pingSince.delete(key);
-        this.silentLinks.add(key);
-        // end() would wait for a FIN that a half-open peer never sends.
-        client.stream?.destroy();
+      if (!stalled && this.quietFor(key, since) > this.options.heartbeatMs * HEARTBEAT_MISSES) {
+        // Bytes that arrived while this process was busy are read in this turn's poll phase: look again after it.
+        setImmediate(() => {
+          const quiet = this.quietFor(key, since);
+          if (this.closed || this.pingSince.get(key) !== since || quiet <= this.options.heartbeatMs * HEARTBEAT_MISSES) return;
+          this.log.warn({ link: key, silentMs: quiet }, 'bus link silent; dropping it and reconnecting');
+          this.pingSince.delete(key);
+          this.silentLinks.add(key);
+          this.updateReady();
+          // end() would wait for a FIN that a half-open peer never sends.
+          stream?.destroy();
+        });
       }
       return;
     }
-    this.pingSince.set(key, now);
+    const sentAt = Date.now();
+    this.pingSince.set(key, sentAt);
     client.ping().then(
       () => {
-        if (this.pingSince.get(key) === now) this.pingSince.delete(key);
+        if (this.pingSince.get(key) === sentAt) this.pingSince.delete(key);
         if (this.silentLinks.delete(key)) this.updateReady();
       },
       () => undefined,
     );
   }
 
+  /** How long `key` has gone without receiving a byte since its PING was sent at `since`. */
+  private quietFor(key: string, since: number): number {
+    return Date.now() - Math.max(since, this.heardAt.get(key) ?? 0);
+  }
+
   /** Publishes a probe to this instance's private channel; readiness needs it back in time. */
   private probe(): void {
     if (this.closed) return;
     const outstanding = this.probeOutstanding;
-    if (outstanding && Date.now() - outstanding.sentAt >= this.options.probeMs) {
-      if (this.probeOk) this.log.warn({ waitedMs: Date.now() - outstanding.sentAt }, 'bus delivery probe did not come back; not ready');
-      this.probeOk = false;
-      this.probeOutstanding = undefined;
-      this.metrics.probeFailures.inc();
-      this.updateReady();
+    if (outstanding) {
+      if (Date.now() - outstanding.sentAt < this.options.probeMs) return;
+      // A probe already received but not yet read (this process was busy) is read in this turn's
+      // poll phase: decide after it.
+      setImmediate(() => {
+        if (this.probeOutstanding !== outstanding) return;
+        if (this.probeOk) this.log.warn({ waitedMs: Date.now() - outstanding.sentAt }, 'bus delivery probe did not come back; not ready');
+        this.probeOk = false;
+        this.probeOutstanding = undefined;
+        this.metrics.probeFailures.inc();
+        this.updateReady();
+      });
+      return;
     }
-    if (this.probeOutstanding || !this.subReady || this.pub.status !== 'ready') return;
+    if (!this.subReady || this.pub.status !== 'ready') return;
     const seq = ++this.probeSeq;
     this.probeOutstanding = { seq, sentAt: Date.now() };
     const send = this.options.cluster ? this.pub.spublish(this.probeChannel, String(seq)) : this.pub.publish(this.probeChannel, String(seq));
