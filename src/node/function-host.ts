@@ -4,8 +4,8 @@
 import { Code, GatewayError, toGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 
-/** What a function receives. `signal` aborts when the caller cancels, disconnects or the deadline passes. */
-export interface NodeRequest {
+/** The fields of one call, as a transport reads them off its wire. */
+export interface CallInit {
   readonly function: string;
   /** The gateway's id of this call (x-relaygate-request-id). */
   readonly requestId: string;
@@ -18,6 +18,10 @@ export interface NodeRequest {
   readonly tenant: string;
   /** Absolute deadline, epoch ms. */
   readonly deadline: number;
+}
+
+/** What a function receives. `signal` aborts when the caller cancels, disconnects or the deadline passes. */
+export interface NodeRequest extends CallInit {
   readonly signal: AbortSignal;
   /** Reports progress (0..1) with an optional payload; the caller receives it as a Progress frame. */
   progress(fraction: number, payload?: Uint8Array | string): void;
@@ -53,44 +57,19 @@ export function json(value: unknown): NodeReply {
 /** Function names the gateway can route (spec section 4). */
 const functionNamePattern = /^[A-Za-z0-9._-]{1,128}$/;
 
-/** The fields a transport reads off its wire for one call. */
-export interface CallInit {
-  readonly function: string;
-  readonly requestId: string;
-  readonly payload: Uint8Array;
-  readonly contentType: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  readonly subject: string;
-  readonly tenant: string;
-  readonly deadline: number;
-}
-
 /**
  * One running call. The transport calls `abort` when its caller goes away; the AbortController
  * (and deadline timer) are only made if the function looks at `signal`.
  */
+// The call's fields (CallInit) are merged into the class's type and copied in by the constructor.
+export interface NodeCall extends CallInit {}
 export class NodeCall implements NodeRequest {
-  readonly function: string;
-  readonly requestId: string;
-  readonly payload: Uint8Array;
-  readonly contentType: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  readonly subject: string;
-  readonly tenant: string;
-  readonly deadline: number;
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private abortReason: GatewayError | undefined;
 
   constructor(init: CallInit, private readonly onProgress: (fraction: number, payload: Uint8Array) => void) {
-    this.function = init.function;
-    this.requestId = init.requestId;
-    this.payload = init.payload;
-    this.contentType = init.contentType;
-    this.metadata = init.metadata;
-    this.subject = init.subject;
-    this.tenant = init.tenant;
-    this.deadline = init.deadline;
+    Object.assign(this, init);
   }
 
   get signal(): AbortSignal {

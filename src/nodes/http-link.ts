@@ -118,7 +118,6 @@ export class HttpNodeLink implements NodeLink {
 
 /** Header values must be visible ASCII; anything else travels percent-encoded. */
 function headerSafe(value: string): string {
-  // eslint-disable-next-line no-control-regex
   return /^[\x20-\x7e]*$/.test(value) ? value : encodeURIComponent(value);
 }
 

@@ -56,7 +56,6 @@ export function nodeErrorMessage(status: number, body: Uint8Array): string {
       // not JSON after all: fall through to the plain-text form
     }
   }
-  // eslint-disable-next-line no-control-regex
   if (/^[^\x00-\x08\x0e-\x1f\x7f]+$/.test(text)) return clip(text);
   return fallback;
 }
