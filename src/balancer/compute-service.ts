@@ -265,7 +265,7 @@ export class NodePoolCompute implements ComputeService {
     const entry = this.queue.push(p);
     if (!entry) {
       this.metrics.reject('queue_full');
-      return this.finishError(p, new GatewayError(Code.RESOURCE_EXHAUSTED, 'every node is busy and the queue is full', { retryAfterMs: this.retryAfterMs() }));
+      return this.finishError(p, new GatewayError(Code.RESOURCE_EXHAUSTED, 'every node is busy and the queue is full', { retryAfterMs: this.suggestedRetryAfterMs() }));
     }
     p.entry = entry;
     p.queueTimer = setTimeout(onQueueTimeout, Math.max(0, p.call.deadlineAtMs - Date.now()), p);
@@ -318,7 +318,7 @@ export class NodePoolCompute implements ComputeService {
   }
 
   /** A suggested wait before retrying, from recent latency, the queue and the capacity in rotation. */
-  private retryAfterMs(): number {
+  suggestedRetryAfterMs(): number {
     let capacity = 0;
     for (const node of this.balancer.list()) if (node.inRotation) capacity += this.options.nodeMaxInFlight;
     const estimate = (this.latencyEwmaMs * (this.queue.size + 1)) / Math.max(1, capacity);
@@ -536,5 +536,6 @@ export class NodePoolCompute implements ComputeService {
 }
 
 function onQueueTimeout(p: PendingInvoke): void {
-  p.service.leaveQueue(p, new GatewayError(Code.RESOURCE_EXHAUSTED, 'no node was free before the deadline', { retryAfterMs: 0 }), 'queue_timeout');
+  const retryAfterMs = p.service.suggestedRetryAfterMs();
+  p.service.leaveQueue(p, new GatewayError(Code.RESOURCE_EXHAUSTED, 'no node was free before the deadline', { retryAfterMs }), 'queue_timeout');
 }

@@ -39,7 +39,13 @@ function handle(host: FunctionHost, options: NodeHttpOptions, req: IncomingMessa
   if (url.startsWith(INVOKE_PREFIX)) {
     if (req.method !== 'POST') return sendError(res, options, host, new GatewayError(Code.INVALID_ARGUMENT, 'use POST'), 405);
     const end = url.indexOf('?');
-    return invoke(host, options, req, res, decodeURIComponent(url.slice(INVOKE_PREFIX.length, end < 0 ? undefined : end)));
+    let fn: string;
+    try {
+      fn = decodeURIComponent(url.slice(INVOKE_PREFIX.length, end < 0 ? undefined : end));
+    } catch {
+      return sendError(res, options, host, new GatewayError(Code.INVALID_ARGUMENT, 'malformed function name'));
+    }
+    return invoke(host, options, req, res, fn);
   }
   if (url === '/healthz' || url.startsWith('/healthz?')) {
     const draining = host.draining;

@@ -133,6 +133,7 @@ describe('queueing when every node is full', () => {
     const queued = invoke(compute, 'work', '', { timeoutMs: 300, requestId });
     await queued.done;
     expect(queued.error?.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(queued.error!.retryAfterMs).toBeGreaterThan(0);
     await first.done;
     expect(executions(join(dir, 'count'))).not.toContain(requestId);
   });
