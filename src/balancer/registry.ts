@@ -39,6 +39,7 @@ export class RegistryWatcher {
   private readonly ttlMs: number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeps = 0;
+  private sweeping = false;
   private closed = false;
 
   constructor(private readonly options: RegistryWatcherOptions, private readonly listener: RegistryListener, private readonly log: Logger) {
@@ -123,7 +124,16 @@ export class RegistryWatcher {
   }
 
   private async sweep(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await this.sweepOnce();
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async sweepOnce(): Promise<void> {
     if (++this.sweeps % (FULL_READ_EVERY * 4) === 0) {
       await this.fullRead(false);
       return;
@@ -131,11 +141,12 @@ export class RegistryWatcher {
     const now = Date.now();
     for (const [id, at] of this.lastSeen) {
       if (now - at <= this.ttlMs) continue;
-      // Quiet for longer than a registration lives: ask Redis whether it still exists.
+      // Quiet for longer than a registration lives: ask Redis how long it still has.
       try {
-        const exists = await this.commands.exists(this.keys.node(id));
-        if (exists) this.lastSeen.set(id, Date.now());
-        else this.drop(id);
+        const leftMs = await this.commands.pttl(this.keys.node(id));
+        if (leftMs === -2) this.drop(id);
+        // Still there (a heartbeat message was missed): look again when it would expire.
+        else if (this.lastSeen.has(id)) this.lastSeen.set(id, Date.now() - this.ttlMs + (leftMs < 0 ? this.ttlMs : leftMs));
       } catch (err) {
         if (!this.closed) this.log.warn({ err: (err as Error).message, node: id }, 'registry check failed');
       }
