@@ -96,6 +96,8 @@ describe('text frames (relaygate.v1.json)', () => {
     ['truncated JSON', '{"id":11,"ping":{', 0],
     ['a body without id', '{"ping":{}}', 0],
     ['an empty object', '{}', 0],
+    ['deeply nested arrays', `${'['.repeat(2000)}${']'.repeat(2000)}`, 0],
+    ['a deeply nested body', `{"id":12,"ping":${'{"a":'.repeat(500)}1${'}'.repeat(500)}}`, 12],
   ];
   it.each(cases)('%s: INVALID_ARGUMENT, then Ping still works', async (_name, text, id) => {
     const client = await TestClient.connect(gw.wsUrl, { token, subprotocol: 'json' });
