@@ -92,7 +92,12 @@ export class Router {
     }
     this.metrics.framesIn.inc({ kind: frame.kind });
     if (!this.admit(conn, frame.id, now)) return;
-    this.dispatch(conn, frame, now);
+    try {
+      this.dispatch(conn, frame, now);
+    } catch (err) {
+      // A defect below must cost one answer, not the process (this runs in a uWS callback).
+      this.reply(conn, frame.id, err);
+    }
   }
 
   /** Forgets a closed session: aborts its requests in flight and drops its subscriptions. */
