@@ -166,6 +166,32 @@ describe('RedisBus on a shared Redis', () => {
     expect(await metricValue(registry, 'relaygate_events_dropped_total', { reason: 'malformed' })).toBe(2);
   });
 
+  it('does not mistake a busy subscriber link for a dead one', { timeout: 120_000 }, async () => {
+    const prefix = uniquePrefix();
+    const registry = new Registry();
+    const b = await bus(prefix, { heartbeatMs: 50, probeMs: 60_000, metrics: new BusMetrics(registry) });
+    let received = 0;
+    b.setHandler({
+      onEvent() {
+        received++;
+        const until = process.hrtime.bigint() + 20_000n; // 20 µs of work per event: a loaded gateway
+        while (process.hrtime.bigint() < until);
+      },
+      onBreak() {},
+      onResync() {},
+    });
+    await b.subscribe('acme', 'flood');
+    const total = 40_000;
+    const raw = Buffer.from(encodeEvent({ topic: '', payload: Buffer.from('x'.repeat(64)), publishedMs: 0 }));
+    const c = client();
+    const pipeline = c.pipeline();
+    for (let i = 0; i < total; i++) pipeline.publish(`${prefix}:acme:flood`, raw);
+    await pipeline.exec();
+    await until('every event', () => received === total, 90_000);
+    expect(await metricValue(registry, 'relaygate_bus_reconnects_total', { link: 'subscriber' })).toBe(0);
+    expect(await metricValue(registry, 'relaygate_bus_lost_windows_total')).toBe(0);
+  });
+
   it('keeps history in one slot-tagged stream with a TTL, published and appended atomically', async () => {
     const prefix = uniquePrefix();
     const b = await bus(prefix);
