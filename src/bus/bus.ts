@@ -18,9 +18,6 @@ export interface HistoryState {
   readonly events: readonly EventBody[];
 }
 
-/** Where an event entered the bus; for metrics. */
-export type EventSource = 'ws' | 'http' | 'job' | 'api';
-
 /** The bus's callbacks into the layer above (the hub). Called in the order the bus received events. */
 export interface BusHandler {
   /** One event on a subscribed topic. `event.topic` is already set from the channel. */

@@ -36,6 +36,7 @@ interface TopicState {
   lastBreaks: number;
 }
 
+/** What the hub needs besides its bus and fan-out. */
 export interface HubOptions {
   readonly history: HistoryPolicy;
   readonly log: Logger;

@@ -13,6 +13,7 @@ import { BusMetrics } from './metrics.js';
 import { appendScript, readScript } from './redis-scripts.js';
 import { hashSlot } from './slot.js';
 
+/** The slice of settings the Redis bus reads (RELAYGATE_REDIS_*, RELAYGATE_BUS_*). */
 export interface RedisBusOptions {
   /** redis://host:port (or, with `cluster`, a comma-separated list of seed nodes). */
   readonly url: string;
