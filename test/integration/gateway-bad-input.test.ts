@@ -109,6 +109,18 @@ describe('text frames (relaygate.v1.json)', () => {
     client.close();
   });
 
+  // uWS validates text messages itself and drops a connection that sends invalid UTF-8 (1006).
+  it('text that is not UTF-8: the connection is dropped; the gateway stays up', async () => {
+    const client = await TestClient.connect(gw.wsUrl, { token, subprotocol: 'json' });
+    client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    const outcome = await Promise.race([client.next().then((f) => f.body.code), client.closed.then((c) => `closed ${c.code}`)]);
+    expect(outcome).toBe('closed 1006');
+    const fresh = await TestClient.connect(gw.wsUrl, { token, subprotocol: 'json' });
+    await fresh.ping(1);
+    fresh.close();
+    client.close();
+  });
+
   it('names that break the rules: INVALID_ARGUMENT, unknown functions are refused as not granted', async () => {
     const narrow = await testToken({ scope: 'invoke:sha256 subscribe:resources/** publish:chat/*' });
     const client = await TestClient.connect(gw.wsUrl, { token: narrow, subprotocol: 'json' });
