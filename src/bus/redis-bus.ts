@@ -269,7 +269,13 @@ export class RedisBus implements Bus {
     for (const t of this.timers) clearInterval(t);
     for (const channel of [...this.waiters.keys()]) this.rejectWaiters(channel, unavailable(new Error('bus closed')));
     this.updateReady();
-    await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
+    // A polite QUIT, but never waiting long on a Redis that does not answer.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([this.pub.quit(), this.sub.quit()]),
+      new Promise((resolve) => { timer = setTimeout(resolve, 1000); }),
+    ]);
+    clearTimeout(timer);
     this.pub.disconnect();
     this.sub.disconnect();
   }

@@ -272,4 +272,13 @@ describe('RedisBus faults on a private redis-server', () => {
     expect(await metricValue(registry, 'relaygate_bus_reconnects_total', { link: 'subscriber' })).toBeGreaterThanOrEqual(1);
     expect(await metricValue(registry, 'relaygate_bus_lost_windows_total')).toBeGreaterThanOrEqual(1);
   });
+
+  it('closes promptly even when Redis does not answer', async () => {
+    const b = await readyBus(server.url, uniquePrefix());
+    server.pause();
+    const started = Date.now();
+    await b.close();
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(b.ready()).toBe(false);
+  });
 });
