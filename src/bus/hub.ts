@@ -100,11 +100,13 @@ export class EventsHub implements EventsService, BusHandler {
         ({ replay, ack } = planJoin(history, join.captured, recover, since, retention !== undefined));
       }
       if (state.pending.get(session) !== join) return ack; // unsubscribed or dropped meanwhile
-      state.pending.delete(session);
       // Replay, Ack (sent by the caller in the same microtask run) and joining happen without
       // yielding to I/O, so no live event can fall between them or arrive twice.
       for (const event of replay) session.send({ id: 0, event });
       if (replay.length > 0) this.metrics.replayed.inc(replay.length);
+      // A replay past the send-buffer limit closes the session (4008), which drops it from here.
+      if (state.pending.get(session) !== join) return ack;
+      state.pending.delete(session);
       state.joined.add(session);
       session.joinTopic(state.key);
       const p = ack.position;

@@ -238,6 +238,26 @@ describe('EventsHub over MemoryBus', () => {
     expect(quiet.closedWith).toBeUndefined();
   });
 
+  it('a session closed by its own replay (slow consumer) is dropped, and the topic released', async () => {
+    for (let i = 1; i <= 3; i++) await hub.publish('t', 'rooms/slow', text(`r${i}`), '');
+    const s = new RecordingSession(fanout);
+    let sent = 0;
+    s.send = (frame) => {
+      if (++sent === 2) {
+        s.close(Close.SLOW_CONSUMER);
+        hub.dropSession(s); // as the router does when the transport reports the close
+        return false;
+      }
+      s.frames.push(frame);
+      return true;
+    };
+    await hub.subscribe(s, 't', 'rooms/slow', true, { offset: 0, epoch: '' });
+    expect(fanout.subscriberCount(topicKey('t', 'rooms/slow'))).toBe(0);
+    await hub.publish('t', 'rooms/slow', text('r4'), '');
+    await tick();
+    expect(fanout.published.filter((p) => p.key === topicKey('t', 'rooms/slow'))).toHaveLength(0);
+  });
+
   it('a subscription whose session left during the bus round trip never joins', async () => {
     const s = new RecordingSession(fanout);
     const pending = hub.subscribe(s, 't', 'rooms/z', false, undefined);
