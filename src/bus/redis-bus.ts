@@ -353,11 +353,15 @@ export class RedisBus implements Bus {
         if (channels.includes(this.probeChannel)) this.probe();
       },
       (err: unknown) => {
+        let retry = false;
         for (const channel of channels) {
           if (this.sent.get(channel) !== seq) continue;
           this.sent.delete(channel);
           this.rejectWaiters(channel, unavailable(err));
+          retry ||= this.desired.has(channel);
         }
+        // Channels still wanted by other subscribers (or the probe) are tried again shortly.
+        if (retry && !this.closed) setTimeout(() => this.scheduleFlush(), RETRY_AFTER_MS / 2).unref();
       },
     );
   }
