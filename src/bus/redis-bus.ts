@@ -87,9 +87,12 @@ export class RedisBus implements Bus {
 
   private subReady = false;
   private everReady = false;
-  private probeOk = false;
   private probeSeq = 0;
-  private probeOutstanding: { seq: number; sentAt: number } | undefined;
+  /** Probe channels (one per shard on a cluster) -> the probe in flight on each. */
+  private readonly probeOutstanding = new Map<string, { seq: number; sentAt: number }>();
+  /** Probe channels whose last probe came back in time. */
+  private readonly probePassed = new Set<string>();
+  private probeChannels: string[];
   /** Link -> when its outstanding heartbeat PING was sent. */
   private readonly pingSince = new Map<string, number>();
   /** Links whose heartbeat went unanswered and that have not answered since. */
@@ -107,6 +110,7 @@ export class RedisBus implements Bus {
     this.log = options.log;
     this.metrics = options.metrics ?? new BusMetrics();
     this.probeChannel = `${options.prefix}:#probe:${options.instanceId}`;
+    this.probeChannels = [this.probeChannel];
     this.desired.set(this.probeChannel, PROBE);
 
     // Commands fail fast while a link is down (no offline queue, no resend after a reconnect):
@@ -260,7 +264,8 @@ export class RedisBus implements Bus {
   }
 
   ready(): boolean {
-    return !this.closed && this.subReady && this.pub.status === 'ready' && this.probeOk && this.silentLinks.size === 0;
+    return !this.closed && this.subReady && this.pub.status === 'ready' && this.silentLinks.size === 0
+      && this.probeChannels.every((channel) => this.probePassed.has(channel));
   }
 
   async close(): Promise<void> {
@@ -350,7 +355,7 @@ export class RedisBus implements Bus {
           this.waiters.delete(channel);
           for (const w of list ?? []) w.resolve();
         }
-        if (channels.includes(this.probeChannel)) this.probe();
+        if (channels.some((channel) => this.desired.get(channel) === PROBE)) this.probe();
       },
       (err: unknown) => {
         let retry = false;
@@ -413,7 +418,8 @@ export class RedisBus implements Bus {
       if (this.topicsListened().length > 0) this.metrics.lostWindows.inc();
       if (!this.closed) this.log.warn({ link: 'subscriber', topics: this.topicsListened().length }, 'bus link down; events on subscribed topics may be lost until it is back');
     }
-    this.probeOk = false;
+    this.probePassed.clear();
+    this.probeOutstanding.clear();
     this.updateReady();
   }
 
@@ -433,7 +439,7 @@ export class RedisBus implements Bus {
   private onMessage(channelBuf: Buffer, message: Buffer): void {
     const channel = channelBuf.toString();
     const target = this.desired.get(channel);
-    if (target === PROBE) return this.onProbe(message);
+    if (target === PROBE) return this.onProbe(channel, message);
     if (!target) {
       this.metrics.dropped.inc({ reason: 'unsubscribed' });
       return;
@@ -547,41 +553,72 @@ export class RedisBus implements Bus {
     return Date.now() - Math.max(since, this.heardAt.get(key) ?? 0);
   }
 
-  /** Publishes a probe to this instance's private channel; readiness needs it back in time. */
+  /**
+   * Publishes a probe to each of this instance's private probe channels (one per shard on a
+   * cluster, so every shard's delivery path is proven); readiness needs each back within probeMs.
+   */
   private probe(): void {
     if (this.closed) return;
-    const outstanding = this.probeOutstanding;
-    if (outstanding) {
-      if (Date.now() - outstanding.sentAt < this.options.probeMs) return;
+    if (this.options.cluster) this.followShards();
+    const now = Date.now();
+    const overdue = [...this.probeOutstanding].filter(([, o]) => now - o.sentAt >= this.options.probeMs);
+    if (overdue.length > 0) {
       // A probe already received but not yet read (this process was busy) is read in this turn's
       // poll phase: decide after it.
       setImmediate(() => {
-        if (this.probeOutstanding !== outstanding) return;
-        if (this.probeOk) this.log.warn({ waitedMs: Date.now() - outstanding.sentAt }, 'bus delivery probe did not come back; not ready');
-        this.probeOk = false;
-        this.probeOutstanding = undefined;
-        this.metrics.probeFailures.inc();
+        for (const [channel, o] of overdue) {
+          if (this.probeOutstanding.get(channel) !== o) continue;
+          this.probeOutstanding.delete(channel);
+          this.metrics.probeFailures.inc();
+          if (this.probePassed.delete(channel)) this.log.warn({ channel, waitedMs: Date.now() - o.sentAt }, 'bus delivery probe did not come back; not ready');
+        }
         this.updateReady();
       });
-      return;
     }
     if (!this.subReady || this.pub.status !== 'ready') return;
-    const seq = ++this.probeSeq;
-    this.probeOutstanding = { seq, sentAt: Date.now() };
-    const send = this.options.cluster ? this.pub.spublish(this.probeChannel, String(seq)) : this.pub.publish(this.probeChannel, String(seq));
-    send.catch(() => {
-      if (this.probeOutstanding?.seq === seq) this.probeOutstanding = undefined;
-    });
+    for (const channel of this.probeChannels) {
+      if (this.probeOutstanding.has(channel) || !this.confirmed.has(channel)) continue;
+      const seq = ++this.probeSeq;
+      const sent = { seq, sentAt: Date.now() };
+      this.probeOutstanding.set(channel, sent);
+      const send = this.options.cluster ? this.pub.spublish(channel, String(seq)) : this.pub.publish(channel, String(seq));
+      send.catch(() => {
+        if (this.probeOutstanding.get(channel) === sent) this.probeOutstanding.delete(channel);
+      });
+    }
   }
 
-  private onProbe(message: Buffer): void {
-    const seq = Number(message.toString());
-    const outstanding = this.probeOutstanding;
-    if (!outstanding || outstanding.seq !== seq) return;
-    this.probeOutstanding = undefined;
+  private onProbe(channel: string, message: Buffer): void {
+    const outstanding = this.probeOutstanding.get(channel);
+    if (!outstanding || outstanding.seq !== Number(message.toString())) return;
+    this.probeOutstanding.delete(channel);
     this.metrics.probeLatency.observe((Date.now() - outstanding.sentAt) / 1000);
-    if (!this.probeOk) this.log.info({}, 'bus delivery probe passes; ready');
-    this.probeOk = true;
+    const wasReady = this.ready();
+    this.probePassed.add(channel);
+    if (!wasReady && this.ready()) this.log.info({}, 'bus delivery probe passes; ready');
+    this.updateReady();
+  }
+
+  /** On a cluster, keeps one probe channel on every primary, following topology changes. */
+  private followShards(): void {
+    const slots = (this.pub as Cluster).slots;
+    const firstSlotOf = new Map<string, number>();
+    for (let slot = 0; slot < slots.length; slot++) {
+      const primary = slots[slot]?.[0];
+      if (primary !== undefined && !firstSlotOf.has(primary)) firstSlotOf.set(primary, slot);
+    }
+    if (firstSlotOf.size === 0) return;
+    const wanted = [...firstSlotOf.values()].map((slot) => `${this.probeChannel}:{${tagForSlot(slot)}}`);
+    if (wanted.length === this.probeChannels.length && wanted.every((c, i) => c === this.probeChannels[i])) return;
+    for (const channel of this.probeChannels) {
+      if (wanted.includes(channel)) continue;
+      this.desired.delete(channel);
+      this.probeOutstanding.delete(channel);
+      this.probePassed.delete(channel);
+    }
+    for (const channel of wanted) this.desired.set(channel, PROBE);
+    this.probeChannels = wanted;
+    this.scheduleFlush();
     this.updateReady();
   }
 
@@ -593,6 +630,16 @@ export class RedisBus implements Bus {
 /** The stream and meta keys of a channel's history; the {channel} hash tag keeps them in its slot. */
 export function streamKeys(channel: string): [stream: string, meta: string] {
   return [`{${channel}}:stream`, `{${channel}}:meta`];
+}
+
+const slotTags = new Map<number, string>();
+
+/** A short hash tag that lands in `slot` (found by search once, then cached). */
+function tagForSlot(slot: number): string {
+  let tag = slotTags.get(slot);
+  for (let i = 0; tag === undefined; i++) if (hashSlot(String(i)) === slot) tag = String(i);
+  slotTags.set(slot, tag);
+  return tag;
 }
 
 function nodeKey(client: Redis): string {

@@ -55,6 +55,16 @@ describe('RedisBus on Redis Cluster', () => {
     expect(Number((await owner.cli('CLUSTER', 'KEYSLOT', channel)).trim())).toBe(hashSlot(channel));
   });
 
+  it('proves delivery through every shard with one probe channel per primary', async () => {
+    const bus = await clusterBus(`rgc-${randomBytes(4).toString('hex')}`);
+    try {
+      const perNode = await Promise.all(given.cluster.nodes.map(async (n) => (await n.cli('PUBSUB', 'SHARDCHANNELS', '*#probe*')).trim().split('\n').filter(Boolean)));
+      expect(perNode.map((channels) => channels.length)).toEqual([1, 1, 1]);
+    } finally {
+      await bus.close();
+    }
+  });
+
   it('uses SSUBSCRIBE on the owning shard, takes raw SPUBLISH, and keeps delivering across a slot migration', async () => {
     const prefix = `rgc-${randomBytes(4).toString('hex')}`;
     const sub = await clusterBus(prefix);
@@ -112,8 +122,9 @@ describe('RedisBus on Redis Cluster', () => {
     owner.pause();
     const frozenAt = Date.now();
     try {
-      // The subscribing instance holds a link to the frozen shard: its heartbeat finds it silent.
-      await until('the subscribing instance not ready', () => !sub.ready(), 15_000);
+      // The subscribing instance's heartbeat finds its link to the frozen shard silent; both
+      // instances' delivery probes through that shard stop coming back.
+      await until('both instances not ready', () => !sub.ready() && !pub.ready(), 15_000);
       expect(Date.now() - frozenAt).toBeLessThan(10_000);
     } finally {
       owner.resume();
