@@ -11,6 +11,7 @@ import type { Bus, BusHandler, HistoryRetention, HistoryState } from './bus.js';
 import { newEpoch } from './memory-bus.js';
 import { BusMetrics } from './metrics.js';
 import { appendScript, readScript } from './redis-scripts.js';
+import { LinkWatch } from './link-watch.js';
 import { hashSlot } from './slot.js';
 
 /** The slice of settings the Redis bus reads (RELAYGATE_REDIS_*, RELAYGATE_BUS_*). */
@@ -93,14 +94,7 @@ export class RedisBus implements Bus {
   /** Probe channels whose last probe came back in time. */
   private readonly probePassed = new Set<string>();
   private probeChannels: string[];
-  /** Link -> when its outstanding heartbeat PING was sent. */
-  private readonly pingSince = new Map<string, number>();
-  /** Links whose heartbeat went unanswered and that have not answered since. */
-  private readonly silentLinks = new Set<string>();
-  /** Link -> when it last received any bytes. */
-  private readonly heardAt = new Map<string, number>();
-  private readonly heardStreams = new WeakSet<object>();
-  private lastBeat = Date.now();
+  private readonly liveness: LinkWatch;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private malformedLoggedAt = 0;
@@ -117,6 +111,10 @@ export class RedisBus implements Bus {
     // a publish is acknowledged only when Redis took it, and never sent twice.
     // A backstop only: dead links are found by the heartbeat long before this.
     this.commandTimeoutMs = Math.max(10_000, options.heartbeatMs * (HEARTBEAT_MISSES + 2));
+    this.liveness = new LinkWatch({
+      intervalMs: options.heartbeatMs, misses: HEARTBEAT_MISSES, log: options.log,
+      links: () => this.links(), onChange: () => this.updateReady(),
+    });
     const failFast: RedisOptions = {
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
@@ -165,7 +163,9 @@ export class RedisBus implements Bus {
     this.sub.on('ready', () => this.onSubscriberReady());
     this.sub.on('close', () => this.onSubscriberDown());
 
-    this.timers.push(setInterval(() => this.heartbeat(), options.heartbeatMs));
+    this.timers.push(setInterval(() => {
+      if (!this.closed) this.liveness.beat();
+    }, options.heartbeatMs));
     this.timers.push(setInterval(() => this.probe(), options.probeMs));
     for (const t of this.timers) t.unref();
   }
@@ -264,7 +264,7 @@ export class RedisBus implements Bus {
   }
 
   ready(): boolean {
-    return !this.closed && this.subReady && this.pub.status === 'ready' && this.silentLinks.size === 0
+    return !this.closed && this.subReady && this.pub.status === 'ready' && this.liveness.healthy
       && this.probeChannels.every((channel) => this.probePassed.has(channel));
   }
 
@@ -408,7 +408,7 @@ export class RedisBus implements Bus {
     if (this.options.cluster) return; // the cluster client reports per-node trouble and resubscribes itself
     const wasReady = this.subReady;
     this.subReady = false;
-    this.pingSince.delete('subscriber');
+    this.liveness.forget('subscriber');
     this.sent.clear();
     this.metrics.channels.set(0);
     this.confirmed.clear();
@@ -485,72 +485,13 @@ export class RedisBus implements Bus {
     });
   }
 
-  /**
-   * PINGs every link. A link with a PING outstanding and not a byte received for HEARTBEAT_MISSES
-   * intervals is destroyed (so it redials) and holds readiness down until it answers again. A busy
-   * link is not silent: its PONG may queue behind many replies, but those bytes prove it alive.
-   */
-  private heartbeat(): void {
-    if (this.closed) return;
-    const now = Date.now();
-    // After a stall of this process (GC, a long task) the links are not to blame: judge next time.
-    const stalled = now - this.lastBeat > this.options.heartbeatMs * 2;
-    this.lastBeat = now;
-    const links: Array<[key: string, client: Redis]> = this.options.cluster
-      ? [
-        ...(this.pub as Cluster).nodes('master').map((n): [string, Redis] => [`publisher ${nodeKey(n)}`, n]),
-        ...shardedSubscriberLinks(this.sub as Cluster).map((n): [string, Redis] => [`subscriber ${nodeKey(n)}`, n]),
-      ]
-      : [['publisher', this.pub as Redis], ['subscriber', this.sub as Redis]];
-    const current = new Set(links.map(([key]) => key));
-    // Links that left the topology (a node removed after a failover) no longer count.
-    for (const key of this.silentLinks) if (!current.has(key)) this.silentLinks.delete(key);
-    for (const key of this.pingSince.keys()) if (!current.has(key)) this.pingSince.delete(key);
-    for (const [key, client] of links) this.pingLink(key, client, stalled);
-    this.updateReady();
-  }
-
-  private pingLink(key: string, client: Redis, stalled: boolean): void {
-    if (client.status !== 'ready') {
-      this.pingSince.delete(key);
-      return;
-    }
-    const stream = client.stream;
-    if (stream && !this.heardStreams.has(stream)) {
-      this.heardStreams.add(stream);
-      stream.on('data', () => this.heardAt.set(key, Date.now()));
-    }
-    const since = this.pingSince.get(key);
-    if (since !== undefined) {
-      if (!stalled && this.quietFor(key, since) > this.options.heartbeatMs * HEARTBEAT_MISSES) {
-        // Bytes that arrived while this process was busy are read in this turn's poll phase: look again after it.
-        setImmediate(() => {
-          const quiet = this.quietFor(key, since);
-          if (this.closed || this.pingSince.get(key) !== since || quiet <= this.options.heartbeatMs * HEARTBEAT_MISSES) return;
-          this.log.warn({ link: key, silentMs: quiet }, 'bus link silent; dropping it and reconnecting');
-          this.pingSince.delete(key);
-          this.silentLinks.add(key);
-          this.updateReady();
-          // end() would wait for a FIN that a half-open peer never sends.
-          stream?.destroy();
-        });
-      }
-      return;
-    }
-    const sentAt = Date.now();
-    this.pingSince.set(key, sentAt);
-    client.ping().then(
-      () => {
-        if (this.pingSince.get(key) === sentAt) this.pingSince.delete(key);
-        if (this.silentLinks.delete(key)) this.updateReady();
-      },
-      () => undefined,
-    );
-  }
-
-  /** How long `key` has gone without receiving a byte since its PING was sent at `since`. */
-  private quietFor(key: string, since: number): number {
-    return Date.now() - Math.max(since, this.heardAt.get(key) ?? 0);
+  /** The links the heartbeat watches: every connection to every node. */
+  private links(): Array<[key: string, client: Redis]> {
+    if (!this.options.cluster) return [['publisher', this.pub as Redis], ['subscriber', this.sub as Redis]];
+    return [
+      ...(this.pub as Cluster).nodes('master').map((n): [string, Redis] => [`publisher ${nodeKey(n)}`, n]),
+      ...shardedSubscriberLinks(this.sub as Cluster).map((n): [string, Redis] => [`subscriber ${nodeKey(n)}`, n]),
+    ];
   }
 
   /**
