@@ -1,7 +1,7 @@
 // The Redis bus: events between gateway instances over Redis pub/sub (sharded pub/sub on a cluster),
 // history in Redis Streams. Separate publisher and subscriber links; one SUBSCRIBE per topic channel
-// per instance, batched per tick; never a pattern subscription. The subscriber link is watched by
-// an application-level PING (half-open detection) and the whole path by a delivery probe.
+// per instance, batched per tick; never a pattern subscription. Every link is watched by an
+// application-level PING (half-open detection, link-watch.ts) and the whole path by delivery probes.
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { Code, GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -9,9 +9,9 @@ import { decodeEvent, encodeEvent } from '../protocol/codec.js';
 import type { EventBody, StreamPosition } from '../protocol/frames.js';
 import type { Bus, BusHandler, HistoryRetention, HistoryState } from './bus.js';
 import { newEpoch } from './memory-bus.js';
+import { LinkWatch } from './link-watch.js';
 import { BusMetrics } from './metrics.js';
 import { appendScript, readScript } from './redis-scripts.js';
-import { LinkWatch } from './link-watch.js';
 import { hashSlot } from './slot.js';
 
 /** The slice of settings the Redis bus reads (RELAYGATE_REDIS_*, RELAYGATE_BUS_*). */
