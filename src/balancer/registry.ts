@@ -1,8 +1,8 @@
 // Dynamic node membership through Redis: joins and leaves arrive on the registry channel at once;
 // a node that stops heartbeating is dropped once its registration expires (checked locally at a
 // quarter of the heartbeat period, asking Redis only about nodes that went quiet). A full read of
-// the registry runs at start, after every reconnect and every ten periods, so a lost message
-// cannot leave a gateway wrong for long.
+// the registry runs at start, after every reconnect and every ten periods, so a lost join cannot
+// leave a gateway wrong for long; a lost leave is caught by the expiry check.
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import {
@@ -52,12 +52,21 @@ export class RegistryWatcher {
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.keys.channel) this.onMessage(message);
     });
-    // Messages may have been missed while disconnected: read everything again.
-    let connectedBefore = false;
-    this.subscriber.on('ready', () => {
-      if (connectedBefore) void this.fullRead(false);
-      connectedBefore = true;
-    });
+    // After a reconnect: the silence was the gateway's, not the nodes', so every node gets a fresh
+    // registration lifetime (a restarted, empty Redis fills again with their next heartbeats), and
+    // messages may have been missed, so everything is read again.
+    for (const conn of [this.commands, this.subscriber]) {
+      let connectedBefore = false;
+      conn.on('ready', () => {
+        if (connectedBefore) {
+          // One more heartbeat period on top: nodes reconnect on their own schedule.
+          const renewed = Date.now() + options.heartbeatMs;
+          for (const id of this.lastSeen.keys()) this.lastSeen.set(id, renewed);
+          if (conn === this.subscriber) void this.fullRead(false);
+        }
+        connectedBefore = true;
+      });
+    }
   }
 
   /** Subscribes and reads the current registry; resolves once the known nodes were reported. */
@@ -105,18 +114,16 @@ export class RegistryWatcher {
     try {
       const ids = await this.commands.smembers(this.keys.set);
       const values = ids.length === 0 ? [] : await this.commands.mget(...ids.map((id) => this.keys.node(id)));
-      const alive = new Set<string>();
       const expired: string[] = [];
       ids.forEach((id, i) => {
         const raw = values[i];
         const registration = raw ? safeParse(raw) : undefined;
-        if (registration && registration.id === id) {
-          alive.add(id);
-          this.seen(registration, initial);
-        } else if (!raw) expired.push(id);
+        if (registration && registration.id === id) this.seen(registration, initial);
+        else if (!raw) expired.push(id);
       });
       if (expired.length > 0) await this.commands.srem(this.keys.set, ...expired);
-      for (const id of [...this.lastSeen.keys()]) if (!alive.has(id)) this.drop(id);
+      // Nodes missing here are not dropped yet: after a Redis restart the registry is empty until
+      // the next heartbeats. The sweep drops them once they have been quiet for a registration's life.
     } catch (err) {
       if (initial) throw err;
       if (!this.closed) this.log.warn({ err: (err as Error).message }, 'registry read failed');
@@ -144,9 +151,12 @@ export class RegistryWatcher {
       // Quiet for longer than a registration lives: ask Redis how long it still has.
       try {
         const leftMs = await this.commands.pttl(this.keys.node(id));
+        // Re-read: a message or a reconnect while waiting may have renewed the node.
+        const seen = this.lastSeen.get(id);
+        if (seen === undefined || Date.now() - seen <= this.ttlMs) continue;
         if (leftMs === -2) this.drop(id);
         // Still there (a heartbeat message was missed): look again when it would expire.
-        else if (this.lastSeen.has(id)) this.lastSeen.set(id, Date.now() - this.ttlMs + (leftMs < 0 ? this.ttlMs : leftMs));
+        else this.lastSeen.set(id, Date.now() - this.ttlMs + (leftMs < 0 ? this.ttlMs : leftMs));
       } catch (err) {
         if (!this.closed) this.log.warn({ err: (err as Error).message, node: id }, 'registry check failed');
       }

@@ -24,6 +24,12 @@ export class NodeRegistrar {
     this.heartbeatMs = options.heartbeatMs ?? 2_000;
     this.redis = openRegistryRedis(options.redisUrl, options.redisCluster ?? false, `relaygate-node-${registration.id}`);
     this.redis.on('error', (err: Error) => this.log?.warn({ err: err.message }, 'registry redis error'));
+    // Back after a disconnect (perhaps to an empty, restarted Redis): announce again at once.
+    let connectedBefore = false;
+    this.redis.on('ready', () => {
+      if (connectedBefore && this.timer) this.announce('join').catch((err: Error) => this.log?.warn({ err: err.message }, 'registry announcement failed'));
+      connectedBefore = true;
+    });
   }
 
   /** Registers and starts heartbeating; resolves after the first announcement (or rejects when Redis refuses it). */

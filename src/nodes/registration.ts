@@ -78,7 +78,9 @@ export function parseRegistryMessage(text: string): RegistryMessage | undefined 
 
 /** A Redis connection for registry use: a single server URL, or comma-separated Cluster seeds. */
 export function openRegistryRedis(url: string, cluster: boolean, name: string, maxRetriesPerRequest: number | null = 2): Redis | Cluster {
-  const options = { connectionName: name, maxRetriesPerRequest, enableOfflineQueue: true, lazyConnect: false };
+  // Reconnect quickly (at most every half second): after a Redis restart the registry is empty
+  // until every node has announced itself again.
+  const options = { connectionName: name, maxRetriesPerRequest, enableOfflineQueue: true, lazyConnect: false, retryStrategy: (times: number) => Math.min(times * 50, 500) };
   if (!cluster) return new Redis(url, options);
   const seeds = url.split(',').map((seed) => {
     const u = new URL(seed.trim());

@@ -7,6 +7,7 @@ import { Code } from '../../src/errors.js';
 import { registryKeys } from '../../src/nodes/registration.js';
 import { computeFor, invoke, text } from '../helpers/compute.js';
 import { spawnReferenceNode, waitUntil, type NodeProcess } from '../helpers/nodes.js';
+import { RedisServer } from '../helpers/redis.js';
 
 const REDIS_URL = process.env.RELAYGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const HEARTBEAT_MS = 500;
@@ -102,5 +103,52 @@ describe('Redis node registry', () => {
     await waitUntil(() => known(compute, 'dyn-3') !== undefined, 10_000, 'dyn-3 known');
     expect(known(compute, 'x')).toBeUndefined();
     await node.kill();
+  });
+});
+
+describe('Redis node registry across a Redis restart', () => {
+  let server: RedisServer;
+  let compute: NodePoolCompute;
+  const nodes: NodeProcess[] = [];
+  const prefix = `rgtest-restart-${process.pid}`;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await compute?.close();
+    await Promise.all(nodes.map((n) => n.kill()));
+    await server?.stop();
+  });
+
+  it('keeps serving known nodes while Redis is down and learns again once it is back', async () => {
+    const env = { RELAYGATE_REDIS_URL: server.url, RELAYGATE_REDIS_PREFIX: prefix, RELAYGATE_REGISTRY_HEARTBEAT: `${HEARTBEAT_MS}ms` };
+    compute = computeFor([], env);
+    await compute.start();
+    nodes.push(await spawnReferenceNode({ ...env, RELAYGATE_NODE_ID: 'steady' }));
+    await waitUntil(() => compute.snapshot().some((n) => n.key === 'steady'), 10_000, 'steady known');
+
+    await server.kill();
+    // Several heartbeat periods without Redis: a node that cannot be asked about is not dropped.
+    await new Promise((r) => setTimeout(r, 4 * HEARTBEAT_MS));
+    expect(compute.snapshot().map((n) => n.key)).toEqual(['steady']);
+    const during = invoke(compute, 'sha256', 'x');
+    await during.done;
+    expect(during.result?.nodeId).toBe('steady');
+
+    // An empty Redis comes back: the node re-registers with its next heartbeat, the gateway's
+    // subscription resumes, and a node joining afterwards is learned as before.
+    let steadyMissing = 0;
+    const watch = setInterval(() => { if (!compute.snapshot().some((n) => n.key === 'steady')) steadyMissing++; }, 20);
+    try {
+      await server.restart();
+      nodes.push(await spawnReferenceNode({ ...env, RELAYGATE_NODE_ID: 'after' }));
+      await waitUntil(() => compute.snapshot().some((n) => n.key === 'after'), 20_000, 'node joining after the restart known');
+      await new Promise((r) => setTimeout(r, 2 * HEARTBEAT_MS));
+    } finally {
+      clearInterval(watch);
+    }
+    // The live node never dropped out, not even while the restarted Redis was still empty.
+    expect(steadyMissing).toBe(0);
   });
 });
