@@ -30,12 +30,21 @@ export async function readyz(port: number): Promise<{ status: number; bus: boole
 
 /** Spawns `count` gateway processes with the same settings and waits until each one's bus is ready. */
 export async function startGateways(count: number, env: Record<string, string>): Promise<GatewayProcess[]> {
-  const gateways = await Promise.all(Array.from({ length: count }, () => spawnGateway({
+  const started = await Promise.allSettled(Array.from({ length: count }, () => spawnGateway({
     RELAYGATE_BUS_HEARTBEAT: '200ms',
     RELAYGATE_BUS_PROBE: '300ms',
     ...env,
   })));
-  for (const g of gateways) await until(`gateway ${g.port} bus ready`, async () => (await readyz(g.port)).bus);
+  const gateways = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  try {
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    for (const g of gateways) await until(`gateway ${g.port} bus ready`, async () => (await readyz(g.port)).bus);
+  } catch (err) {
+    // Leave no process behind when the set cannot start.
+    await stopGateways(gateways);
+    throw err;
+  }
   return gateways;
 }
 

@@ -136,10 +136,19 @@ export class RedisCluster {
   private constructor(readonly nodes: RedisServer[]) {}
 
   static async start(): Promise<RedisCluster> {
-    const nodes = await Promise.all([0, 1, 2].map(() => RedisServer.start({ cluster: true })));
+    const started = await Promise.allSettled([0, 1, 2].map(() => RedisServer.start({ cluster: true })));
+    const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const cluster = new RedisCluster(nodes);
-    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
-    await cluster.waitHealthy();
+    try {
+      const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+      await cluster.waitHealthy();
+    } catch (err) {
+      // Leave no redis-server behind when the cluster cannot form.
+      await cluster.stop();
+      throw err;
+    }
     return cluster;
   }
 
