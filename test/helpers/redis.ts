@@ -74,7 +74,10 @@ export class RedisServer {
     const deadline = Date.now() + 15_000;
     while (!(await this.answers())) {
       if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${output.slice(-2000)}`);
-      if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start: ${output.slice(-2000)}`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`redis-server on ${this.port} did not start: ${output.slice(-2000)}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }
