@@ -66,7 +66,7 @@ export class HttpNodeLink implements NodeLink {
     const metadata = call.metadata;
     for (const key in metadata) headers.push(`x-relaygate-meta-${key}`, headerSafe(metadata[key]!));
     this.pool.dispatch(
-      { path: `${this.basePath}/v1/invoke/${call.function}`, method: 'POST', headers, body: call.payload, blocking: false },
+      { path: `${this.basePath}/v1/invoke/${encodeURIComponent(call.function)}`, method: 'POST', headers, body: call.payload, blocking: false },
       exchange,
     );
   }
