@@ -1,24 +1,16 @@
 // The services the router drives: compute (balancer -> node link) and events (bus -> hub).
-// The router depends on these interfaces; main.ts picks the implementations.
+// The router depends on these interfaces; gateway.ts picks the implementations.
 import type { GatewayError } from '../errors.js';
+import type { NodeCall } from '../nodes/node-link.js';
 import type { AckBody, ResultBody, StreamPosition } from '../protocol/frames.js';
 import type { Session } from './session.js';
 
-/** One forwarded invocation, already authorized and validated. */
-export interface InvokeCall {
-  /** Gateway-unique id; travels to the node as x-relaygate-request-id. */
-  readonly requestId: string;
-  readonly function: string;
-  readonly payload: Uint8Array;
-  readonly contentType: string;
-  /** Absolute deadline, epoch ms (Date.now clock). Covers queueing and every attempt. */
-  readonly deadlineAtMs: number;
-  readonly subject: string;
-  readonly tenant: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  /** Aborted on Cancel, client disconnect or drain timeout; the node's request must be aborted then. */
-  readonly signal: AbortSignal;
-}
+/**
+ * One forwarded invocation, already authorized and validated: exactly what a node link carries
+ * (requestId travels as x-relaygate-request-id; deadlineAtMs covers queueing and every attempt;
+ * signal aborts on Cancel, client disconnect or drain timeout).
+ */
+export type InvokeCall = NodeCall;
 
 /** Where an invocation's answers go. The router guarantees the client sees exactly one terminal frame. */
 export interface InvokeSink {
