@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchContext, describeMachine, readParams } from './lib/context.js';
-import { projectRoot, stopAll } from './lib/procs.js';
+import { projectRoot, stopAll, stopAllOnExit } from './lib/procs.js';
 import { writeReport, type RunReport, type ScenarioResult } from './lib/report.js';
 import { connections } from './scenarios/connections.js';
 import { fanout } from './scenarios/fanout.js';
@@ -73,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
   return report.failures.length ? 1 : 0;
 }
 
+stopAllOnExit();
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   async (err: Error) => { console.error(err.stack ?? err); await stopAll(); process.exitCode = 1; },

@@ -35,10 +35,12 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   clearTimeout(timer);
 }
 
-// A run that dies (exception, Ctrl-C) still leaves nothing behind.
-process.once('exit', () => { for (const c of children) c.kill('SIGKILL'); });
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => { void stopAll(1000).finally(() => process.exit(130)); });
+/** Makes a run that dies (exception, Ctrl-C, SIGTERM) still leave no process behind. */
+export function stopAllOnExit(): void {
+  process.once('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => { void stopAll(1000).finally(() => process.exit(130)); });
+  }
 }
 
 /** A free TCP port on loopback, found now (port 0 is preferred where a process can report it). */
