@@ -152,6 +152,7 @@ export class NodePoolCompute implements ComputeService {
   private latencyEwmaMs = 10;
   private drainingQueue = false;
   private drainAgain = false;
+  private drainSlots = 0;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -284,9 +285,13 @@ export class NodePoolCompute implements ComputeService {
     }
   }
 
-  /** Hands waiting calls to nodes that have room, oldest first. */
-  private drainQueue(): void {
+  /**
+   * Hands waiting calls to nodes that have room, oldest first, sending at most `slots` of them
+   * (a finished call frees one slot; a node entering the rotation frees many).
+   */
+  private drainQueue(slots = Infinity): void {
     if (this.queue.size === 0 || this.closed) return;
+    this.drainSlots += slots;
     if (this.drainingQueue) {
       this.drainAgain = true;
       return;
@@ -308,12 +313,17 @@ export class NodePoolCompute implements ComputeService {
             continue;
           }
           this.leaveQueue(p, undefined, undefined);
-          if (typeof choice === 'string') this.refuse(p, choice);
-          else this.send(p, choice);
+          if (typeof choice === 'string') {
+            this.refuse(p, choice);
+            continue;
+          }
+          this.send(p, choice);
+          if (--this.drainSlots <= 0) break;
         }
-      } while (this.drainAgain && this.queue.size > 0);
+      } while (this.drainAgain && this.drainSlots > 0 && this.queue.size > 0);
     } finally {
       this.drainingQueue = false;
+      this.drainSlots = 0;
     }
   }
 
@@ -399,7 +409,7 @@ export class NodePoolCompute implements ComputeService {
     if (this.balancer.inFlight === 0 && this.idleWaiters.length > 0) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
-    this.drainQueue();
+    this.drainQueue(1);
   }
 
   private finishError(p: PendingInvoke, err: GatewayError): void {

@@ -126,6 +126,21 @@ describe('queueing when every node is full', () => {
     expect(ran.slice(-3)).toEqual(ids);
   });
 
+  it('drains a long queue one freed slot at a time, in arrival order', async () => {
+    compute = computeFor([node.url], { RELAYGATE_NODE_MAX_IN_FLIGHT: '2', RELAYGATE_QUEUE_SIZE: '50' });
+    const tag = `drain-${Date.now()}`;
+    const answers = Array.from({ length: 14 }, (_, i) => invoke(compute!, 'work', '30', { requestId: `${tag}-${String(i).padStart(2, '0')}` }));
+    await waitUntil(() => compute!.snapshot()[0]!.inFlight === 2, 5_000, 'two in flight');
+    await Promise.all(answers.map((x) => x.done));
+    for (const x of answers) expect(x.result).toBeDefined();
+    const ran = executions(join(dir, 'count')).filter((id) => id.startsWith(tag));
+    expect(ran).toHaveLength(14);
+    // Queued calls start in arrival order; two dispatched at the same moment travel over different
+    // connections and may swap at the node, but none overtakes a call two places ahead of it.
+    const order = [...ran].sort();
+    order.forEach((id, i) => { if (i + 2 < order.length) expect(ran.indexOf(id)).toBeLessThan(ran.indexOf(order[i + 2]!)); });
+  });
+
   it('a queued call whose deadline passes gets RESOURCE_EXHAUSTED and never runs', async () => {
     compute = computeFor([node.url], { RELAYGATE_NODE_MAX_IN_FLIGHT: '1', RELAYGATE_QUEUE_SIZE: '10' });
     const requestId = `qt-${Date.now()}`;
