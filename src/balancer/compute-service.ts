@@ -50,6 +50,7 @@ export function computeOptionsFrom(values: SettingValues): ComputeOptions {
   };
 }
 
+/** What the composition root may hand in besides settings. */
 export interface ComputeDeps {
   /** Where the per-node metrics are registered (the gateway's registry); a private one otherwise. */
   readonly registry?: Registry;

@@ -21,6 +21,7 @@ export interface NodeMetrics {
 
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
+/** The compute metrics of one gateway, registered in the registry it is given. */
 export class ComputeMetrics {
   private readonly requests: Counter<'node'>;
   private readonly errors: Counter<'node' | 'code'>;

@@ -42,6 +42,7 @@ export class NodeReply {
  */
 export type NodeResult = Uint8Array | string | NodeReply | unknown;
 
+/** A function a node serves. */
 export type NodeFunction = (req: NodeRequest) => NodeResult | Promise<NodeResult>;
 
 /** A reply of `payload` with `contentType`. */
