@@ -172,6 +172,12 @@ class HttpExchange implements NodeStreamSink {
     this.abortRequest?.(err);
   }
 
+  /** Closes this exchange's connection (undici opens another for the next call). */
+  private dropConnection(): false {
+    this.abortRequest?.(new GatewayError(Code.INTERNAL, 'node reply abandoned'));
+    return false;
+  }
+
   // --- undici handler -------------------------------------------------------------------------
 
   onConnect(abort: (err?: Error) => void): void {
@@ -185,7 +191,7 @@ class HttpExchange implements NodeStreamSink {
   }
 
   onHeaders(status: number, rawHeaders: Buffer[], _resume: () => void, _statusText: string): boolean {
-    if (this.done) return false;
+    if (this.done) return this.dropConnection();
     if (status < 200) return true; // informational; the final answer follows
     this.status = status;
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
@@ -212,15 +218,17 @@ class HttpExchange implements NodeStreamSink {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.done) return false;
+    // Bytes after the call ended (after a terminal frame, or racing an abort): the connection is
+    // in an unknown state, so it is closed rather than handed back to the pool.
+    if (this.done) return this.dropConnection();
     if (this.stream) {
       try {
         this.stream.push(chunk);
       } catch (err) {
-        this.abortWith(err as GatewayError);
-        return false;
+        this.fail(err as GatewayError, false, false);
+        return this.dropConnection();
       }
-      return !this.done;
+      return true;
     }
     const limit = this.status < 300 ? this.link.maxReplyBytes : ERROR_BODY_LIMIT;
     if (this.size + chunk.length > limit) {

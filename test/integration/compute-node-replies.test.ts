@@ -109,6 +109,23 @@ describe('node replies', () => {
     expect(anonymous.result?.nodeId).toBe(node.url);
   });
 
+  it('streamed replies hand their connection back (one connection carries call after call)', async () => {
+    const { node, compute } = await single((req, res) => {
+      res.writeHead(200, { 'content-type': NODE_STREAM_CONTENT_TYPE });
+      res.write(progress(0.5));
+      const tail = req.url!.endsWith('/trailing') ? progress(1) : Buffer.alloc(0);
+      setTimeout(() => res.end(Buffer.concat([frame({ result: { payload: Buffer.from('done') } }), tail])), 5);
+    }, { RELAYGATE_NODE_CONNECTIONS: '1' });
+    for (let i = 0; i < 5; i++) {
+      // A node that sends bytes after its terminal frame gets its connection closed, not reused.
+      const answer = invoke(compute, i === 2 ? 'trailing' : 'f', '', { timeoutMs: 5_000 });
+      await answer.done;
+      expect(text(answer.result)).toBe('done');
+      expect(answer.terminals).toBe(1);
+    }
+    expect(node.arrived()).toBe(5);
+  });
+
   it('a streamed error frame keeps its code and retry_after_ms', async () => {
     const { compute } = await single((_req, res) => {
       res.writeHead(200, { 'content-type': NODE_STREAM_CONTENT_TYPE });
