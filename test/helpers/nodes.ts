@@ -2,7 +2,9 @@
 // with the SDK that records every execution, and one written with plain node:http (no SDK).
 // Each prints a JSON "listening" line with its port; tests wait for it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanEnv, cliPath } from './cli.js';
 
@@ -164,4 +166,37 @@ export async function waitUntil(condition: () => boolean | Promise<boolean>, tim
     if (Date.now() > until) throw new Error(`${what} not reached within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** The fault-test fleet: a slow SDK node, a victim SDK node (to be killed), a plain node answering 503; each records its executions. */
+export interface FaultFleet {
+  readonly dir: string;
+  readonly files: { readonly slow: string; readonly victim: string; readonly failing: string };
+  slow: NodeProcess;
+  victim: NodeProcess;
+  failing: NodeProcess;
+  /** Request ids executed on any of the three (a repeat would show twice). */
+  allExecutions(): string[];
+  /** Kills every process and removes the folder. */
+  cleanUp(): Promise<void>;
+}
+
+/** Starts the fault fleet; the victim listens on `victimPort` when given (so it can be restarted there). */
+export async function spawnFaultFleet(o: { slowDelayMs: number; victimDelayMs: number; victimPort?: number }): Promise<FaultFleet> {
+  const dir = mkdtempSync(join(tmpdir(), 'relaygate-faults-'));
+  const files = { slow: join(dir, 'slow'), victim: join(dir, 'victim'), failing: join(dir, 'failing') };
+  const [slow, victim, failing] = await Promise.all([
+    spawnCountingNode({ countFile: files.slow, delayMs: o.slowDelayMs, id: 'slow' }),
+    spawnCountingNode({ countFile: files.victim, delayMs: o.victimDelayMs, id: 'victim', ...(o.victimPort ? { port: o.victimPort } : {}) }),
+    spawnPlainNode({ failStatus: 503, countFile: files.failing, id: 'failing' }),
+  ]);
+  const fleet: FaultFleet = {
+    dir, files, slow, victim, failing,
+    allExecutions: () => [...executions(files.slow), ...executions(files.victim), ...executions(files.failing)],
+    async cleanUp() {
+      await Promise.all([fleet.slow.kill(), fleet.victim.kill(), fleet.failing.kill()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return fleet;
 }

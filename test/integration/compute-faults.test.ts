@@ -1,38 +1,23 @@
 // Faults with real node processes: one slow node, one SIGKILLed mid-request (then restarted), one
 // answering 503. Every invoke gets exactly one answer and nothing that may have run runs twice.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodePoolCompute } from '../../src/balancer/compute-service.js';
 import { Code } from '../../src/errors.js';
 import { computeFor, invoke, text, type Answer } from '../helpers/compute.js';
-import { executions, spawnCountingNode, spawnPlainNode, waitUntil, type NodeProcess } from '../helpers/nodes.js';
+import { executions, spawnCountingNode, spawnFaultFleet, waitUntil, type FaultFleet } from '../helpers/nodes.js';
 import { freePort } from '../helpers/redis.js';
 
 describe('slow, killed and failing nodes', () => {
-  let dir: string;
-  let slow: NodeProcess;
-  let victim: NodeProcess;
-  let failing: NodeProcess;
+  let fleet: FaultFleet;
   let victimPort: number;
   let compute: NodePoolCompute;
   const registry = new Registry();
-  const files = { slow: '', victim: '', failing: '' };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'relaygate-faults-'));
-    files.slow = join(dir, 'slow');
-    files.victim = join(dir, 'victim');
-    files.failing = join(dir, 'failing');
     victimPort = await freePort();
-    [slow, victim, failing] = await Promise.all([
-      spawnCountingNode({ countFile: files.slow, delayMs: 200, id: 'slow' }),
-      spawnCountingNode({ countFile: files.victim, delayMs: 3_000, id: 'victim', port: victimPort }),
-      spawnPlainNode({ failStatus: 503, countFile: files.failing, id: 'failing' }),
-    ]);
-    compute = computeFor([slow.url, victim.url, failing.url], {
+    fleet = await spawnFaultFleet({ slowDelayMs: 200, victimDelayMs: 3_000, victimPort });
+    compute = computeFor([fleet.slow.url, fleet.victim.url, fleet.failing.url], {
       RELAYGATE_EJECT_AFTER: '2',
       RELAYGATE_EJECT_BASE: '300ms',
       RELAYGATE_EJECT_MAX: '2s',
@@ -45,8 +30,7 @@ describe('slow, killed and failing nodes', () => {
 
   afterAll(async () => {
     await compute?.close();
-    await Promise.all([slow?.kill(), victim?.kill(), failing?.kill()]);
-    rmSync(dir, { recursive: true, force: true });
+    await fleet?.cleanUp();
   });
 
   const snapshotOf = (key: string) => compute.snapshot().find((n) => n.url.endsWith(`:${key}`))!;
@@ -61,8 +45,8 @@ describe('slow, killed and failing nodes', () => {
     };
     send(24, 'wave1');
     // SIGKILL the victim while calls are running on it.
-    await waitUntil(() => executions(files.victim).length >= 2, 10_000, 'calls running on the victim');
-    await victim.kill();
+    await waitUntil(() => executions(fleet.files.victim).length >= 2, 10_000, 'calls running on the victim');
+    await fleet.victim.kill();
     // A second wave while the victim is dead: calls sent its way never reach it and go elsewhere.
     send(16, 'wave2');
     await Promise.all(answers.map((a) => a.answer.done));
@@ -71,11 +55,11 @@ describe('slow, killed and failing nodes', () => {
     for (const { answer } of answers) expect(answer.terminals).toBe(1);
 
     const ranOn = {
-      slow: executions(files.slow),
-      victim: executions(files.victim),
-      failing: executions(files.failing),
+      slow: executions(fleet.files.slow),
+      victim: executions(fleet.files.victim),
+      failing: executions(fleet.files.failing),
     };
-    const all = [...ranOn.slow, ...ranOn.victim, ...ranOn.failing];
+    const all = fleet.allExecutions();
     expect(new Set(all).size).toBe(all.length); // no request executed twice
 
     for (const { id, answer } of answers) {
@@ -103,13 +87,13 @@ describe('slow, killed and failing nodes', () => {
     expect(dead.inFlight).toBe(0);
     expect(dead.inRotation).toBe(false);
     const metrics = await registry.getSingleMetricAsString('relaygate_node_ejections_total');
-    expect(metrics).toContain(`node="${victim.url}"`);
-    expect(metrics).toContain(`node="${failing.url}"`);
+    expect(metrics).toContain(`node="${fleet.victim.url}"`);
+    expect(metrics).toContain(`node="${fleet.failing.url}"`);
     expect(compute.snapshot().reduce((sum, n) => sum + n.inFlight, 0)).toBe(0);
   });
 
   it('readmits the killed node once it is back, through slow start', async () => {
-    victim = await spawnCountingNode({ countFile: files.victim, delayMs: 50, id: 'victim', port: victimPort });
+    fleet.victim = await spawnCountingNode({ countFile: fleet.files.victim, delayMs: 50, id: 'victim', port: victimPort });
     await waitUntil(() => snapshotOf(String(victimPort)).inRotation, 15_000, 'victim back in rotation');
     expect(snapshotOf(String(victimPort)).effectiveWeight).toBeLessThanOrEqual(1);
     let servedByVictim = 0;

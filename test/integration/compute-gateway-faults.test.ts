@@ -1,37 +1,20 @@
 // Through a real gateway process over WebSocket: a node SIGKILLed mid-request, a slow one and one
 // answering 503. Every Invoke gets exactly one terminal frame, and nothing that may have run runs twice.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../../src/errors.js';
 import { spawnGateway, testToken, type GatewayProcess } from '../helpers/gateway.js';
-import { executions, spawnCountingNode, spawnPlainNode, waitUntil, type NodeProcess } from '../helpers/nodes.js';
+import { executions, spawnFaultFleet, waitUntil, type FaultFleet } from '../helpers/nodes.js';
 import { TestClient } from '../helpers/ws-client.js';
 
 describe('node faults seen by WebSocket clients', () => {
-  let dir: string;
-  let nodes: NodeProcess[] = [];
-  let victim: NodeProcess;
+  let fleet: FaultFleet;
   let gateway: GatewayProcess;
   let client: TestClient;
-  const files = { slow: '', victim: '', failing: '' };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'relaygate-gw-faults-'));
-    files.slow = join(dir, 'slow');
-    files.victim = join(dir, 'victim');
-    files.failing = join(dir, 'failing');
-    let slow: NodeProcess;
-    let failing: NodeProcess;
-    [slow, victim, failing] = await Promise.all([
-      spawnCountingNode({ countFile: files.slow, delayMs: 150, id: 'slow' }),
-      spawnCountingNode({ countFile: files.victim, delayMs: 5_000, id: 'victim' }),
-      spawnPlainNode({ failStatus: 503, countFile: files.failing, id: 'failing' }),
-    ]);
-    nodes = [slow, victim, failing];
+    fleet = await spawnFaultFleet({ slowDelayMs: 150, victimDelayMs: 5_000 });
     gateway = await spawnGateway({
-      RELAYGATE_NODES: nodes.map((n) => n.url).join(','),
+      RELAYGATE_NODES: [fleet.slow, fleet.victim, fleet.failing].map((n) => n.url).join(','),
       RELAYGATE_EJECT_AFTER: '2',
       RELAYGATE_HEALTH_INTERVAL: '200ms',
     });
@@ -41,15 +24,14 @@ describe('node faults seen by WebSocket clients', () => {
     client?.close();
     gateway?.kill('SIGKILL');
     await gateway?.exited;
-    await Promise.all(nodes.map((n) => n.kill()));
-    rmSync(dir, { recursive: true, force: true });
+    await fleet?.cleanUp();
   });
 
   it('answers every Invoke exactly once', async () => {
     const ids = Array.from({ length: 30 }, (_, i) => i + 1);
     for (const id of ids.slice(0, 20)) client.send({ id, invoke: { function: 'work', timeoutMs: 20_000 } });
-    await waitUntil(() => executions(files.victim).length >= 2, 10_000, 'calls running on the victim');
-    await victim.kill();
+    await waitUntil(() => executions(fleet.files.victim).length >= 2, 10_000, 'calls running on the victim');
+    await fleet.victim.kill();
     for (const id of ids.slice(20)) client.send({ id, invoke: { function: 'work', timeoutMs: 20_000 } });
 
     const terminal = (f: { kind: string }): boolean => f.kind === 'result' || f.kind === 'error';
@@ -57,14 +39,14 @@ describe('node faults seen by WebSocket clients', () => {
     await client.ping(1000); // anything late would have arrived before this Pong
     for (const id of ids) expect(client.received.filter((f) => f.id === id && terminal(f))).toHaveLength(1);
 
-    const all = [...executions(files.slow), ...executions(files.victim), ...executions(files.failing)];
+    const all = fleet.allExecutions();
     expect(new Set(all).size).toBe(all.length);
     const errors = client.received.filter((f) => f.kind === 'error');
     for (const e of errors) expect(e.body.code).toBe(Code.UNAVAILABLE);
     const results = client.received.filter((f) => f.kind === 'result');
     for (const r of results) expect(r.body.nodeId).toBe('slow');
     // Calls that reached the victim before it died are among the errors; none was retried.
-    expect(errors.length).toBeGreaterThanOrEqual(executions(files.victim).length);
+    expect(errors.length).toBeGreaterThanOrEqual(executions(fleet.files.victim).length);
     expect(results.length + errors.length).toBe(ids.length);
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Code, GatewayError } from '../../src/errors.js';
 import type { NodeFrame } from '../../src/protocol/frames.js';
 import { encodeDelimitedNodeFrame, NodeStreamDecoder } from '../../src/nodes/node-stream.js';
+import { splitAt } from '../helpers/chunks.js';
 
 type Seen = { kind: 'progress'; fraction: number; payload: string } | { kind: 'result'; payload: string; contentType: string } | { kind: 'error'; code: number; message: string };
 
@@ -16,15 +17,6 @@ function collector(limit?: number): { decoder: NodeStreamDecoder; seen: Seen[] }
     },
   }, limit);
   return { decoder, seen };
-}
-
-function split(stream: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let from = 0;
-  for (const p of points) { chunks.push(stream.subarray(from, p)); from = p; }
-  chunks.push(stream.subarray(from));
-  return chunks;
 }
 
 const progressArb = fc.record({ fraction: fc.double({ min: 0, max: 1, noNaN: true }), payload: fc.string({ maxLength: 200 }) });
@@ -51,7 +43,7 @@ describe('NodeStreamDecoder', () => {
   it('decodes progress then one terminal frame however the body is split', () => {
     fc.assert(fc.property(fc.array(progressArb, { maxLength: 12 }), terminalArb, fc.array(fc.nat(), { maxLength: 40 }), (progress, terminal, cuts) => {
       const { decoder, seen } = collector();
-      for (const chunk of split(streamOf(progress, terminal), cuts)) decoder.push(chunk);
+      for (const chunk of splitAt(streamOf(progress, terminal), cuts)) decoder.push(chunk);
       decoder.end();
       expect(seen).toEqual(expected(progress, terminal));
       expect(decoder.complete).toBe(true);
