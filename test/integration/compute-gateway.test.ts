@@ -131,3 +131,35 @@ describe('compute through a gateway process', () => {
     expect(text).toContain('relaygate_compute_queue_length 0');
   });
 });
+
+describe('queue overflow through a gateway process', () => {
+  let node: NodeProcess;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    node = await spawnReferenceNode({ RELAYGATE_NODE_ID: 'busy' });
+    gateway = await spawnGateway({ RELAYGATE_NODES: node.url, RELAYGATE_NODE_MAX_IN_FLIGHT: '1', RELAYGATE_QUEUE_SIZE: '1' });
+  });
+  afterAll(async () => {
+    gateway?.kill('SIGKILL');
+    await gateway?.exited;
+    await node?.kill();
+  });
+
+  it('answers 429 RESOURCE_EXHAUSTED with Retry-After once the node and the queue are full', async () => {
+    const token = await testToken({ scope: 'invoke:*' });
+    const call = () => fetch(`http://127.0.0.1:${gateway.port}/v1/invoke/sleep`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '600' });
+    const first = call();
+    await waitUntil(async () => (await nodeInFlight(node)) === 1, 10_000, 'first call running');
+    // One of the next two waits in the queue, the other finds it full.
+    const [second, third] = await Promise.all([call(), call()]);
+    const refused = second.status === 429 ? second : third;
+    const queued = refused === second ? third : second;
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await refused.json()).code).toBe('RESOURCE_EXHAUSTED');
+    expect(queued.status).toBe(200);
+    expect(await queued.text()).toBe('slept 600');
+    expect((await first).status).toBe(200);
+  });
+});
