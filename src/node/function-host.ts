@@ -68,6 +68,7 @@ export class NodeCall implements NodeRequest {
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private abortReason: GatewayError | undefined;
+  private ended = false;
 
   constructor(init: CallInit, private readonly onProgress: (fraction: number, payload: Uint8Array) => void) {
     Object.assign(this, init);
@@ -102,14 +103,15 @@ export class NodeCall implements NodeRequest {
     this.dispose();
   }
 
-  /** Clears the deadline timer; the call is over. */
+  /** Clears the deadline timer; the call is over (later progress is ignored). */
   dispose(): void {
+    this.ended = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   progress(fraction: number, payload?: Uint8Array | string): void {
-    if (this.abortReason) return;
+    if (this.abortReason || this.ended) return;
     const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
     this.onProgress(f, payload === undefined ? new Uint8Array(0) : typeof payload === 'string' ? Buffer.from(payload) : payload);
   }

@@ -125,7 +125,7 @@ function start(host: FunctionHost, options: NodeHttpOptions, req: IncomingMessag
       deadline,
     },
     (fraction, progressPayload) => {
-      if (res.destroyed) return;
+      if (res.destroyed || res.writableEnded) return;
       if (!streaming) {
         streaming = true;
         res.writeHead(200, headers(options, host, NODE_STREAM_CONTENT_TYPE));

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodePoolCompute } from '../../src/balancer/compute-service.js';
 import { Code } from '../../src/errors.js';
 import { encodeDelimitedNodeFrame, NODE_STREAM_CONTENT_TYPE } from '../../src/nodes/node-stream.js';
+import { createNode } from '../../src/node/index.js';
 import { computeFor, invoke, text } from '../helpers/compute.js';
 import { freePort } from '../helpers/redis.js';
 
@@ -195,5 +196,37 @@ describe('node replies', () => {
     expect(reset.length).toBe(resetting.arrived());
     for (const a of reset) expect(a.error?.code).toBe(Code.UNAVAILABLE);
     expect(good.arrived() - before + resetting.arrived()).toBe(6); // each call arrived exactly once
+  });
+
+  it('an SDK function reporting progress after it returned does not disturb the node', async () => {
+    let late: Promise<void> | undefined;
+    const sdkNode = createNode({
+      functions: {
+        quick: (req) => {
+          late = new Promise((resolve) => setTimeout(() => { req.progress(0.9, 'too late'); resolve(); }, 20));
+          return 'done';
+        },
+        streaming: async (req) => {
+          req.progress(0.5);
+          setTimeout(() => req.progress(0.99, 'after the end'), 20);
+          return 'streamed';
+        },
+      },
+    });
+    const { url } = await sdkNode.listen({ host: '127.0.0.1' });
+    nodes.push({ close: () => sdkNode.close() });
+    const compute = computeFor([url]);
+    computes.push(compute);
+    const [quick, streaming] = [invoke(compute, 'quick', ''), invoke(compute, 'streaming', '')];
+    await Promise.all([quick.done, streaming.done]);
+    await late;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(text(quick.result)).toBe('done');
+    expect(quick.progress).toEqual([]);
+    expect(text(streaming.result)).toBe('streamed');
+    expect(streaming.progress.map((p) => p.fraction)).toEqual([0.5]);
+    const again = invoke(compute, 'quick', '');
+    await again.done;
+    expect(text(again.result)).toBe('done');
   });
 });
