@@ -23,7 +23,7 @@ let counter = 0;
 export function invoke(
   compute: NodePoolCompute,
   fn: string,
-  payload: string,
+  payload: string | Uint8Array,
   o: { timeoutMs?: number; signal?: AbortSignal; metadata?: Record<string, string>; requestId?: string } = {},
 ): Answer {
   let resolve!: () => void;
@@ -31,7 +31,7 @@ export function invoke(
   const call: InvokeCall = {
     requestId: o.requestId ?? `t${process.pid}-${++counter}`,
     function: fn,
-    payload: Buffer.from(payload),
+    payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
     contentType: 'text/plain',
     deadlineAtMs: Date.now() + (o.timeoutMs ?? 10_000),
     subject: 'alice',

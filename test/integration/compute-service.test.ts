@@ -1,4 +1,5 @@
 // NodePoolCompute (the ComputeService the router calls) against real node processes.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,10 +43,20 @@ describe('compute service with reference nodes', () => {
 
   it('passes bytes through untouched, with their content type', async () => {
     const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-    const answer = invoke(compute, 'echo', bytes.toString('latin1'));
+    const answer = invoke(compute, 'echo', bytes);
     await answer.done;
-    expect(Buffer.from(answer.result!.payload).equals(Buffer.from(bytes.toString('latin1')))).toBe(true);
+    expect(Buffer.from(answer.result!.payload).equals(bytes)).toBe(true);
     expect(answer.result!.contentType).toBe('text/plain');
+  });
+
+  it('passes a multi-megabyte payload through intact both ways', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    const answer = invoke(compute, 'echo', big);
+    const digest = invoke(compute, 'sha256', big);
+    await Promise.all([answer.done, digest.done]);
+    expect(Buffer.from(answer.result!.payload).equals(big)).toBe(true);
+    expect(text(digest.result)).toBe(createHash('sha256').update(big).digest('hex'));
   });
 
   it('turns a streamed reply into progress, then the result', async () => {
