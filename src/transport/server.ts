@@ -16,7 +16,7 @@ import { CredentialCache } from './credential-cache.js';
 import { chooseSubprotocol, originAllowed, readCredential } from './handshake.js';
 import { readBody, Reply } from './http.js';
 import { uws, type UWS } from './uws.js';
-import { SessionFanout, WsSession, type SocketData } from './ws-session.js';
+import { FrameCounters, Outbox, SessionFanout, WsSession, type SocketData } from './ws-session.js';
 
 /** The slice of settings the transport reads. Durations in ms, sizes in bytes. */
 export interface TransportOptions {
@@ -63,6 +63,8 @@ export class Transport {
   readonly app: UWS.TemplatedApp;
   /** Local fan-out to this transport's sessions. */
   readonly fanout: SessionFanout;
+  private readonly frames: FrameCounters;
+  private readonly outbox = new Outbox();
   private listenSocket: UWS.us_listen_socket | undefined;
   private draining = false;
   private readonly allowedOrigins: ReadonlySet<string> | undefined;
@@ -94,7 +96,8 @@ export class Transport {
       this.app = uws.App();
     }
     this.allowedOrigins = options.origins ? new Set(options.origins) : undefined;
-    this.fanout = new SessionFanout(metrics);
+    this.frames = new FrameCounters(metrics.framesOut);
+    this.fanout = new SessionFanout(this.app, this.frames, this.outbox);
   }
 
   /** The port listened on (resolved when 0 was asked for). */
@@ -130,6 +133,7 @@ export class Transport {
   /** Closes every remaining socket, HTTP keep-alive connections included. */
   closeAll(): void {
     this.stopListening();
+    this.fanout.close();
     (this.app as UWS.TemplatedApp & { close?: () => void }).close?.();
   }
 
@@ -147,8 +151,9 @@ export class Transport {
       maxPayloadLength: uwsPayloadLimit(options.maxFrameBytes),
       idleTimeout: Math.max(8, Math.round(options.idleTimeout / 1000)),
       sendPingsAutomatically: true,
-      // uWS would drop frames over its limit silently (even the close frame); WsSession enforces
-      // maxBackpressure itself and closes with 4008, so uWS's own limit is off.
+      // uWS would drop frames over its limit silently (even the close frame), for direct sends and
+      // topic publishes alike; WsSession and SessionFanout enforce maxBackpressure themselves and
+      // close with 4008, so uWS's own limit is off.
       maxBackpressure: 0,
       closeOnBackpressureLimit: 0,
 
@@ -209,7 +214,7 @@ export class Transport {
 
       open: (ws) => {
         const data = ws.getUserData();
-        const session = new WsSession(ws, data.id, data.subprotocol, data.principal, metrics, log, this.fanout, options.maxBackpressure);
+        const session = new WsSession(ws, data.id, data.subprotocol, data.principal, this.frames, log, this.fanout, this.outbox, options.maxBackpressure);
         data.session = session;
         this.sessions.add(session);
         metrics.connections.inc();
@@ -246,6 +251,7 @@ export class Transport {
 
       close: (ws, code, message) => {
         const data = ws.getUserData();
+        data.closed = true;
         const session = data.session;
         if (!session) return;
         session.markClosed();

@@ -1,8 +1,9 @@
-// Session (router/session.ts) over one uWebSockets.js WebSocket, and Fanout over uWS native topics.
+// Session (router/session.ts) over one uWebSockets.js WebSocket, the per-turn outbox that corks each
+// socket once, and Fanout over uWS native topics with the gateway's own send-buffer limit.
+import type { Counter } from 'prom-client';
 import type { Principal } from '../auth/principal.js';
 import { Close, closeReason } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { GatewayMetrics } from '../metrics/metrics.js';
 import { encodeFor, type Subprotocol } from '../protocol/codec.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import type { Connection } from '../router/router.js';
@@ -15,10 +16,9 @@ export interface SocketData {
   readonly subprotocol: Subprotocol;
   readonly principal: Principal;
   session?: WsSession;
+  /** Set by the close handler, so that work deferred from `open` leaves a closed socket alone. */
+  closed?: boolean;
 }
-
-// uWS send() results.
-const SEND_DROPPED = 2;
 
 /** The body kind of a server frame, for metrics. */
 export function frameKind(frame: ServerFrame): string {
@@ -26,12 +26,60 @@ export function frameKind(frame: ServerFrame): string {
   return 'none';
 }
 
-/** One client connection. Sends are corked; a send the socket's buffer cannot take closes it with 4008. */
+/** Label children of relaygate_frames_out_total, resolved once per kind instead of once per frame. */
+export class FrameCounters {
+  private readonly children = new Map<string, Counter.Internal>();
+
+  constructor(private readonly counter: Counter<'kind'>) {}
+
+  /** The counter child of `kind`. */
+  of(kind: string): Counter.Internal {
+    let child = this.children.get(kind);
+    if (!child) this.children.set(kind, (child = this.counter.labels(kind)));
+    return child;
+  }
+}
+
+/**
+ * Frames sent outside uWS's own callbacks (node results, bus events, timers) are queued per socket
+ * and written when the current macrotask's microtasks run: one cork, so one write, per socket per
+ * turn, however many frames it gets. Inside a uWS callback the flush runs before uWS uncorks the
+ * socket it is serving, so replies still share that socket's write.
+ */
+export class Outbox {
+  private readonly pending: WsSession[] = [];
+  private scheduled = false;
+  private readonly flushNow = (): void => this.flush();
+
+  /** Queues `session` for the next flush (it holds its own frames). */
+  add(session: WsSession): void {
+    this.pending.push(session);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.flushNow);
+    }
+  }
+
+  /** Writes every queued frame now, each socket corked once. */
+  flush(): void {
+    this.scheduled = false;
+    const pending = this.pending;
+    // A flush may close a socket whose close handler sends nothing; new additions land at the end.
+    for (let i = 0; i < pending.length; i++) pending[i]!.flushQueued();
+    pending.length = 0;
+  }
+}
+
+/** One client connection. Sends are batched per turn and corked; a send over the buffer limit closes it with 4008. */
 export class WsSession implements Session {
   principal: Principal;
   conn: Connection | undefined;
   private open = true;
   private readonly topics = new Set<string>();
+  /** Frames waiting for this turn's flush, and their size in bytes. */
+  private queued: (Uint8Array | string)[] = [];
+  private queuedBytes = 0;
+  private readonly binary: boolean;
   /** Close code we chose, for the close log line (the close handler sees the code uWS reports). */
   closedWith: Close | undefined;
 
@@ -40,12 +88,14 @@ export class WsSession implements Session {
     readonly id: string,
     readonly subprotocol: Subprotocol,
     principal: Principal,
-    private readonly metrics: GatewayMetrics,
+    private readonly frames: FrameCounters,
     private readonly log: Logger,
     private readonly fanout: SessionFanout,
+    private readonly outbox: Outbox,
     private readonly maxBackpressure: number,
   ) {
     this.principal = principal;
+    this.binary = subprotocol === 'proto';
   }
 
   get isOpen(): boolean {
@@ -54,54 +104,71 @@ export class WsSession implements Session {
 
   send(frame: ServerFrame): boolean {
     if (!this.open) return false;
-    this.metrics.framesOut.inc({ kind: frameKind(frame) });
+    this.frames.of(frameKind(frame)).inc();
     return this.sendEncoded(encodeFor(this.subprotocol, frame));
   }
 
   /**
-   * Sends an already encoded frame of this session's subprotocol. `cork`: batch it into one write
-   * with whatever else this turn sends (fan-out, sending one frame per socket, skips the call).
+   * Queues an already encoded frame of this session's subprotocol for this turn's write. A client
+   * that does not read while its buffer is over the limit would lose this frame: it is told so with
+   * 4008 instead. The check comes before the frame is taken, so one large frame into an empty buffer
+   * passes, and the gateway holds at most maxBackpressure plus one frame per socket.
    */
-  sendEncoded(data: Uint8Array | string, cork = true): boolean {
+  sendEncoded(data: Uint8Array | string): boolean {
     if (!this.open) return false;
-    // A client that does not read while its buffer is over the limit would lose this frame: it is
-    // told so with 4008 instead. The check comes before the send, so one large frame into an
-    // empty buffer passes, and the gateway holds at most maxBackpressure plus one frame per socket.
-    const buffered = this.ws.getBufferedAmount();
-    if (buffered > this.maxBackpressure) {
-      this.log.warn({ session: this.id, buffered }, 'slow consumer');
-      this.close(Close.SLOW_CONSUMER);
-      return false;
-    }
-    let status = 0;
-    const binary = this.subprotocol === 'proto';
-    if (cork) {
-      this.ws.cork(() => {
-        status = this.ws.send(data, binary, false);
-      });
-    } else {
-      status = this.ws.send(data, binary, false);
-    }
-    return status !== SEND_DROPPED;
+    if (!this.withinLimit(this.queuedBytes)) return false;
+    if (this.queued.length === 0) this.outbox.add(this);
+    this.queued.push(data);
+    // Text frames are counted by UTF-16 length: close enough for a limit of megabytes.
+    this.queuedBytes += typeof data === 'string' ? data.length : data.byteLength;
+    return true;
   }
 
-  /** Bytes waiting in this socket's send buffer. */
+  /** @internal Writes this session's queued frames in one corked write (called by the Outbox). */
+  flushQueued(): void {
+    const queued = this.queued;
+    if (queued.length === 0) return;
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (!this.open) return;
+    const { ws, binary } = this;
+    ws.cork(() => {
+      for (const data of queued) ws.send(data, binary, false);
+    });
+  }
+
+  /**
+   * True while the socket's unsent bytes (plus `extra` about to be added) are within the limit;
+   * otherwise closes the session with 4008 and returns false.
+   */
+  withinLimit(extra = 0): boolean {
+    if (!this.open) return false;
+    const buffered = this.ws.getBufferedAmount() + extra;
+    if (buffered <= this.maxBackpressure) return true;
+    this.log.warn({ session: this.id, buffered }, 'slow consumer');
+    this.close(Close.SLOW_CONSUMER);
+    return false;
+  }
+
+  /** Bytes accepted for this socket and not yet written to the network. */
   get bufferedAmount(): number {
-    return this.open ? this.ws.getBufferedAmount() : 0;
+    return this.open ? this.ws.getBufferedAmount() + this.queuedBytes : 0;
   }
 
   joinTopic(key: string): void {
-    if (!this.open) return;
+    if (!this.open || this.topics.has(key)) return;
     this.topics.add(key);
-    this.fanout.join(key, this);
+    this.fanout.join(key, this, this.ws);
   }
 
   leaveTopic(key: string): void {
-    if (this.topics.delete(key)) this.fanout.leave(key, this);
+    if (this.topics.delete(key)) this.fanout.leave(key, this, this.open ? this.ws : undefined);
   }
 
   close(code: Close): void {
     if (!this.open) return;
+    // What was queued before the close was decided goes out ahead of the close frame.
+    this.flushQueued();
     this.open = false;
     this.closedWith = code;
     this.ws.end(code, closeReason[code]);
@@ -110,49 +177,122 @@ export class WsSession implements Session {
   /** Marks the session closed from the socket's side (uWS close handler) and leaves every group. */
   markClosed(): void {
     this.open = false;
-    for (const key of this.topics) this.fanout.leave(key, this);
+    this.queued = [];
+    this.queuedBytes = 0;
+    // uWS has already taken the socket out of its topics.
+    for (const key of this.topics) this.fanout.leave(key, this, undefined);
     this.topics.clear();
   }
 }
 
+/** uWS topic name of a fan-out key for one subprotocol: each topic carries one encoding. */
+function uwsTopic(subprotocol: Subprotocol, key: string): string {
+  return `${subprotocol === 'proto' ? 'p' : 'j'}|${key}`;
+}
+
+interface Group {
+  readonly sessions: Set<WsSession>;
+  readonly protoTopic: string;
+  readonly jsonTopic: string;
+  proto: number;
+  json: number;
+  /** Queued for this turn's send-buffer sweep. */
+  marked: boolean;
+}
+
+/** How often every joined session's send buffer is checked besides the per-turn sweep. */
+export const SAFETY_SWEEP_MS = 1000;
+
 /**
- * Local fan-out: key -> joined sessions, one encode per subprotocol per event. Sends go through each
- * session so a recipient whose buffer is full is closed with 4008: uWS native topic publishing would
- * skip such a recipient silently, and a subscriber must never lose events without being told.
+ * Local fan-out through uWS native topics: each event is encoded once per subprotocol and handed to
+ * uWS publish, which writes it to every subscribed socket in native code (corked per socket, once
+ * per loop iteration). uWS's own backpressure limit is off, since it would skip a slow subscriber
+ * silently; instead, once uWS has written a turn's events into the sockets' buffers, the sessions of
+ * the groups published to are checked against the gateway's limit and closed with 4008 when over it.
+ * A subscriber therefore never loses an event without being told, and the gateway holds at most the
+ * limit plus about one turn's events per socket.
  */
 export class SessionFanout implements Fanout {
-  private readonly groups = new Map<string, Set<WsSession>>();
+  private readonly groups = new Map<string, Group>();
+  private readonly toSweep: Group[] = [];
+  private sweepScheduled = false;
+  private readonly sweepNow = (): void => this.sweep();
+  private readonly safetyTimer: NodeJS.Timeout;
 
-  constructor(private readonly metrics: GatewayMetrics) {}
-
-  /** Adds `session` to the group of `key`. */
-  join(key: string, session: WsSession): void {
-    let group = this.groups.get(key);
-    if (!group) this.groups.set(key, (group = new Set()));
-    group.add(session);
+  constructor(private readonly app: UWS.TemplatedApp, private readonly frames: FrameCounters, private readonly outbox: Outbox) {
+    this.safetyTimer = setInterval(() => this.sweepAll(), SAFETY_SWEEP_MS);
+    this.safetyTimer.unref();
   }
 
-  /** Removes `session` from the group of `key`. */
-  leave(key: string, session: WsSession): void {
+  /** Adds `session` to the group of `key` and subscribes its socket to the group's uWS topic. */
+  join(key: string, session: WsSession, ws: UWS.WebSocket<SocketData>): void {
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { sessions: new Set(), protoTopic: uwsTopic('proto', key), jsonTopic: uwsTopic('json', key), proto: 0, json: 0, marked: false };
+      this.groups.set(key, group);
+    }
+    if (group.sessions.has(session)) return;
+    group.sessions.add(session);
+    if (session.subprotocol === 'proto') group.proto++;
+    else group.json++;
+    ws.subscribe(session.subprotocol === 'proto' ? group.protoTopic : group.jsonTopic);
+  }
+
+  /** Removes `session` from the group of `key`; `ws` (an open socket) is unsubscribed from its uWS topic. */
+  leave(key: string, session: WsSession, ws: UWS.WebSocket<SocketData> | undefined): void {
     const group = this.groups.get(key);
-    if (group?.delete(session) && group.size === 0) this.groups.delete(key);
+    if (!group?.sessions.delete(session)) return;
+    if (session.subprotocol === 'proto') group.proto--;
+    else group.json--;
+    ws?.unsubscribe(session.subprotocol === 'proto' ? group.protoTopic : group.jsonTopic);
+    if (group.sessions.size === 0) this.groups.delete(key);
   }
 
   publish(key: string, frame: ServerFrame): void {
     const group = this.groups.get(key);
-    if (!group || group.size === 0) return;
-    this.metrics.framesOut.inc({ kind: frameKind(frame) }, group.size);
-    let proto: Uint8Array | undefined;
-    let json: string | undefined;
-    // A send may close a slow session, which then leaves this group during the loop: a Set
-    // iterator tolerates deletions, so no copy is made per event.
-    for (const session of group) {
-      if (session.subprotocol === 'proto') session.sendEncoded((proto ??= encodeFor('proto', frame) as Uint8Array), false);
-      else session.sendEncoded((json ??= encodeFor('json', frame) as string), false);
+    if (!group) return;
+    // Frames sent directly before this event (an Ack, a replay) must reach their sockets first.
+    this.outbox.flush();
+    this.frames.of(frameKind(frame)).inc(group.sessions.size);
+    if (group.proto > 0) this.app.publish(group.protoTopic, encodeFor('proto', frame) as Uint8Array, true, false);
+    if (group.json > 0) this.app.publish(group.jsonTopic, encodeFor('json', frame) as string, false, false);
+    if (!group.marked) {
+      group.marked = true;
+      this.toSweep.push(group);
+    }
+    if (!this.sweepScheduled) {
+      this.sweepScheduled = true;
+      // uWS writes small published messages into the sockets when its loop hooks run (before and
+      // after polling for I/O); an immediate runs after at least one of them, whatever phase of the
+      // loop published.
+      setImmediate(this.sweepNow);
     }
   }
 
   subscriberCount(key: string): number {
-    return this.groups.get(key)?.size ?? 0;
+    return this.groups.get(key)?.sessions.size ?? 0;
+  }
+
+  /** Stops the safety sweep. */
+  close(): void {
+    clearInterval(this.safetyTimer);
+  }
+
+  /** Closes with 4008 every session of this turn's published groups whose buffer is over the limit. */
+  private sweep(): void {
+    this.sweepScheduled = false;
+    const groups = this.toSweep.splice(0);
+    for (const group of groups) {
+      group.marked = false;
+      // A session closed here leaves the group; a Set iterator tolerates that.
+      for (const session of group.sessions) session.withinLimit();
+    }
+  }
+
+  /** The low-frequency check of every joined session. */
+  private sweepAll(): void {
+    for (const group of this.groups.values()) {
+      for (const session of group.sessions) session.withinLimit();
+    }
   }
 }
