@@ -7,7 +7,7 @@ import { Code } from '../../src/errors.js';
 import { registryKeys } from '../../src/nodes/registration.js';
 import { computeFor, invoke, text } from '../helpers/compute.js';
 import { spawnReferenceNode, waitUntil, type NodeProcess } from '../helpers/nodes.js';
-import { RedisServer } from '../helpers/redis.js';
+import { RedisCluster, RedisServer } from '../helpers/redis.js';
 
 const REDIS_URL = process.env.RELAYGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const HEARTBEAT_MS = 500;
@@ -150,5 +150,45 @@ describe('Redis node registry across a Redis restart', () => {
     }
     // The live node never dropped out, not even while the restarted Redis was still empty.
     expect(steadyMissing).toBe(0);
+  });
+});
+
+describe('Redis node registry on a Redis Cluster', () => {
+  let cluster: RedisCluster;
+  let compute: NodePoolCompute;
+  const nodes: NodeProcess[] = [];
+
+  beforeAll(async () => {
+    cluster = await RedisCluster.start();
+  });
+  afterAll(async () => {
+    await compute?.close();
+    await Promise.all(nodes.map((n) => n.kill()));
+    await cluster?.stop();
+  });
+
+  it('registers, learns and drops nodes with the cluster seeds', async () => {
+    const env = {
+      RELAYGATE_REDIS_URL: cluster.seeds, RELAYGATE_REDIS_CLUSTER: '1', RELAYGATE_REDIS_PREFIX: `rgtest-cluster-${process.pid}`,
+      RELAYGATE_REGISTRY_HEARTBEAT: `${HEARTBEAT_MS}ms`,
+    };
+    compute = computeFor([], env);
+    await compute.start();
+    const node = await spawnReferenceNode({ ...env, RELAYGATE_NODE_ID: 'clustered' });
+    nodes.push(node);
+    await waitUntil(() => compute.snapshot().some((n) => n.key === 'clustered'), 15_000, 'clustered known');
+    const answer = invoke(compute, 'sha256', 'abc');
+    await answer.done;
+    expect(answer.result?.nodeId).toBe('clustered');
+    // A gateway starting now reads the registry (SMEMBERS + MGET in one hash slot).
+    const late = computeFor([], env);
+    try {
+      await late.start();
+      expect(late.snapshot().map((n) => n.key)).toEqual(['clustered']);
+    } finally {
+      await late.close();
+    }
+    expect(await node.stop()).toBe(0);
+    await waitUntil(() => compute.snapshot().length === 0, 10_000, 'clustered dropped');
   });
 });
