@@ -78,10 +78,17 @@ export async function spawnNodeProcess(spec: SpawnSpec, timeoutMs = 20_000): Pro
       waiters.push({ test, resolve: (e) => { clearTimeout(timer); resolve(e); } });
     });
   };
-  const listening = await Promise.race([
-    waitForLog((e) => e.msg === 'listening' && typeof e.port === 'number', timeoutMs),
-    exited.then((code) => { throw new Error(`node exited (${code}) before listening; stderr: ${stderr}`); }),
-  ]);
+  let listening: LogEntry;
+  try {
+    listening = await Promise.race([
+      waitForLog((e) => e.msg === 'listening' && typeof e.port === 'number', timeoutMs),
+      exited.then((code) => { throw new Error(`node exited (${code}) before listening; stderr: ${stderr}`); }),
+    ]);
+  } catch (err) {
+    // A node that never announced itself must not outlive the test run.
+    child.kill('SIGKILL');
+    throw err;
+  }
   const port = listening.port as number;
   let gone = false;
   void exited.then(() => { gone = true; });
