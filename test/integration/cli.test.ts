@@ -145,9 +145,9 @@ describe('relaygate dev', () => {
     expect(welcome.body).toBe('welcome');
     const pong = await request(ws, { id: 1, ping: { clientTimeMs: 42 } });
     expect(Number(pong.pong?.clientTimeMs)).toBe(42);
-    const hash = await request(ws, { id: 2, invoke: { function: 'sha256', payload: Buffer.from('hello') } });
+    const hash = await request(ws, { id: 2, invoke: { function: 'sha256', payload: new Uint8Array(Buffer.from('hello')) } });
     expect(hash.body).toBe('result');
-    expect(Buffer.from(hash.result!.payload).toString()).toBe('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+    expect(Buffer.from(hash.result!.payload!).toString()).toBe('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
     ws.close();
     expect(await dev.stop('SIGTERM')).toBe(0);
 

@@ -103,7 +103,7 @@ describe('compute through a gateway process', () => {
   it('HTTP bridge: the deadline reaches the node (504, node aborts)', async () => {
     const res = await fetch(`${base}/v1/invoke/sleep`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'x-relaygate-timeout-ms': '300' }, body: '20000' });
     expect(res.status).toBe(504);
-    expect((await res.json()).code).toBe('DEADLINE_EXCEEDED');
+    expect(((await res.json()) as { code: string }).code).toBe('DEADLINE_EXCEEDED');
     await Promise.race([a.waitForLog((e) => aborted()(e) && e.reason === 'caller went away'), b.waitForLog((e) => aborted()(e) && e.reason === 'caller went away')]);
   });
 
@@ -157,7 +157,7 @@ describe('queue overflow through a gateway process', () => {
     const queued = refused === second ? third : second;
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect((await refused.json()).code).toBe('RESOURCE_EXHAUSTED');
+    expect(((await refused.json()) as { code: string }).code).toBe('RESOURCE_EXHAUSTED');
     expect(queued.status).toBe(200);
     expect(await queued.text()).toBe('slept 600');
     expect((await first).status).toBe(200);

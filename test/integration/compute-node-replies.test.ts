@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { NodePoolCompute } from '../../src/balancer/compute-service.js';
 import { Code } from '../../src/errors.js';
 import { encodeDelimitedNodeFrame, NODE_STREAM_CONTENT_TYPE } from '../../src/nodes/node-stream.js';
