@@ -114,6 +114,8 @@ export class BinaryNodeLink implements NodeLink {
   private readonly o: Required<Omit<BinaryLinkOptions, 'tls' | 'onNodeInfo' | 'log' | 'gatewayId'>>;
   private closed = false;
   private draining = false;
+  /** The functions the node's hello listed; undefined until a hello, or when it listed none. */
+  private functions: readonly string[] | undefined;
   /** No connection is ready and the last attempt on every one failed: calls fail fast (unsent). */
   private down = false;
   private nodeId: string;
@@ -201,6 +203,11 @@ export class BinaryNodeLink implements NodeLink {
       return this.end(c, failure(Code.RESOURCE_EXHAUSTED, 'node link queue full', true, false, false, 100));
     }
     this.waiting.push(c);
+  }
+
+  /** The functions the node said it serves in its hello, so the balancer routes only those to it. */
+  advertisedFunctions(): readonly string[] | undefined {
+    return this.functions;
   }
 
   async checkHealth(timeoutMs: number): Promise<boolean> {
@@ -323,6 +330,7 @@ export class BinaryNodeLink implements NodeLink {
     if (hello.nodeId) this.nodeId = hello.nodeId;
     this.down = false;
     this.draining = hello.draining ?? false;
+    if (hello.functions && hello.functions.length > 0) this.functions = [...hello.functions];
     this.opts.onNodeInfo?.({ nodeId: this.nodeId, functions: hello.functions ?? [], weight: hello.weight || 1, draining: this.draining });
     this.wakeReadyWaiters();
     if (this.draining) {

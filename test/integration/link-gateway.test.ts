@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Code } from '../../src/errors.js';
 import { startTestGateway, testToken, type TestGateway } from '../helpers/gateway.js';
+import { spawnLinkNode } from '../helpers/link-node-process.js';
 import { spawnReferenceNode, waitUntil, type NodeProcess } from '../helpers/nodes.js';
 import { TestClient, type Received } from '../helpers/ws-client.js';
 
@@ -118,6 +119,33 @@ describe('binary node link through the gateway', () => {
     await Promise.all(workers);
     expect(answers.filter((f) => f.kind !== 'result')).toEqual([]);
     expect(answers.slice(afterExit).every((f) => f.body.nodeId === 'drain-b')).toBe(true);
+  });
+
+  it('static link nodes serving different functions: each call goes to a node whose hello listed it', async () => {
+    const { linkPort: referencePort } = await referenceNode({ RELAYGATE_NODE_ID: 'ref-functions' });
+    const sdkNode = await spawnLinkNode({ LINK_NODE_ID: 'sdk-functions' });
+    cleanup.push(() => sdkNode.stop());
+    const gw = await gateway({
+      RELAYGATE_NODES: `relaygate+tcp://127.0.0.1:${referencePort},relaygate+tcp://127.0.0.1:${sdkNode.linkPort}`,
+      RELAYGATE_HEALTH_INTERVAL: '100ms',
+      RELAYGATE_SLOW_START: '0',
+    });
+    const c = await client(gw);
+    // Both nodes serve echo; only the reference node serves sha256, only the SDK node whoami.
+    await waitUntil(async () => (await invoke(c, 1, 'echo', 'x'))[0]!.kind === 'result', 20_000, 'the links to come up');
+    await new Promise((r) => setTimeout(r, 500)); // a few health checks: every hello has been read
+    let id = 10;
+    for (let i = 0; i < 12; i++) {
+      const [hash] = await invoke(c, id++, 'sha256', 'abc');
+      expect(hash!.kind).toBe('result');
+      expect(hash!.body.nodeId).toBe('ref-functions');
+      const [who] = await invoke(c, id++, 'whoami', '');
+      expect(who!.kind).toBe('result');
+      expect(who!.body.nodeId).toBe('sdk-functions');
+    }
+    const [missing] = await invoke(c, id++, 'no-such-function', '');
+    expect(missing!.kind).toBe('error');
+    expect(missing!.body.code).toBe(Code.NOT_FOUND);
   });
 
   it('a node registered in Redis with a link URL is reached over the link, not HTTP', async () => {
