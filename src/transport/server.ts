@@ -192,12 +192,9 @@ export class Transport {
             this.credentials.set(token, principal, Date.now());
             if (reply.aborted) return;
             if (this.draining) return reject(reply, 503, 'draining', new GatewayError(Code.UNAVAILABLE, 'gateway shutting down'));
-            // Deliberately not inside res.cork(): after an asynchronous upgrade, cork's epilogue
-            // can read HTTP state from memory that now belongs to the WebSocket and close the
-            // fresh socket (uNetworking/uWebSockets#1928, fixed upstream by #1929, not in the
-            // uWS 20.30 build used here). uWS prints a cork warning on stderr instead; a lost
-            // connection is worse than a log line.
-            upgrade(principal);
+            // Corked: the 101 and the Welcome leave in one write. See `open` for what keeps this
+            // safe from uNetworking/uWebSockets#1928 in the uWS 20.30 build used here.
+            res.cork(() => upgrade(principal));
           },
           (err: unknown) => {
             if (reply.aborted) return;
@@ -212,28 +209,16 @@ export class Transport {
         );
       },
 
+      // After an asynchronous upgrade inside res.cork(), uWS 20.30 reallocates the socket in place
+      // (the WebSocket's extension is smaller) and, once the cork callback returns, reads the HTTP
+      // response's state from memory past the WebSocket's, in the chunk malloc just freed. If an
+      // allocation of that size reuses the chunk in between, stray bits there close the fresh
+      // socket (uNetworking/uWebSockets#1928, fixed upstream by #1929). The open handler runs in
+      // that window, so it does nothing but defer its work to a microtask, which runs after the
+      // cork returns (and, on the synchronous path, still inside uWS's corked upgrade handler).
       open: (ws) => {
         const data = ws.getUserData();
-        const session = new WsSession(ws, data.id, data.subprotocol, data.principal, this.frames, log, this.fanout, this.outbox, options.maxBackpressure);
-        data.session = session;
-        this.sessions.add(session);
-        metrics.connections.inc();
-        const p = data.principal;
-        log.info({ session: session.id, subprotocol: data.subprotocol, subject: p.subject, tenant: p.tenant }, 'connection open');
-        session.send({
-          id: 0,
-          welcome: {
-            sessionId: session.id,
-            gatewayId: options.gatewayId,
-            serverTimeMs: Date.now(),
-            maxFrameBytes: options.maxFrameBytes,
-            maxInFlight: options.maxInFlight,
-            tokenExpiresMs: p.expiresAtMs,
-          },
-        });
-        const conn = router.open(session);
-        if (session.isOpen) session.conn = conn;
-        else router.closed(conn); // closed while opening (credential expired in between)
+        queueMicrotask(() => openSession(ws, data));
       },
 
       message: (ws, message, isBinary) => {
@@ -263,6 +248,30 @@ export class Transport {
         if (session.conn) router.closed(session.conn);
       },
     });
+
+    const openSession = (ws: UWS.WebSocket<SocketData>, data: SocketData): void => {
+      if (data.closed) return;
+      const session = new WsSession(ws, data.id, data.subprotocol, data.principal, this.frames, log, this.fanout, this.outbox, options.maxBackpressure);
+      data.session = session;
+      this.sessions.add(session);
+      metrics.connections.inc();
+      const p = data.principal;
+      log.info({ session: session.id, subprotocol: data.subprotocol, subject: p.subject, tenant: p.tenant }, 'connection open');
+      session.send({
+        id: 0,
+        welcome: {
+          sessionId: session.id,
+          gatewayId: options.gatewayId,
+          serverTimeMs: Date.now(),
+          maxFrameBytes: options.maxFrameBytes,
+          maxInFlight: options.maxInFlight,
+          tokenExpiresMs: p.expiresAtMs,
+        },
+      });
+      const conn = router.open(session);
+      if (session.isOpen) session.conn = conn;
+      else router.closed(conn); // closed while opening (credential expired in between)
+    };
   }
 
   private routeHttp(deps: TransportDeps): void {
