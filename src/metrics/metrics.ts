@@ -3,12 +3,29 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
+/** The children of a one-label counter, resolved once per label value: per-frame counting then hashes no label object. */
+export class CounterChildren<T extends string> {
+  private readonly children = new Map<string, Counter.Internal>();
+
+  constructor(private readonly counter: Counter<T>) {}
+
+  /** The child of `value`. */
+  of(value: string): Counter.Internal {
+    let child = this.children.get(value);
+    if (!child) this.children.set(value, (child = this.counter.labels(value)));
+    return child;
+  }
+}
+
 /** The gateway's core metrics; `registry` is where every module of this gateway registers its own. */
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly connections: Gauge;
   readonly framesIn: Counter<'kind'>;
   readonly framesOut: Counter<'kind'>;
+  /** framesIn and framesOut by body kind, for the per-frame paths. */
+  readonly framesInByKind: CounterChildren<'kind'>;
+  readonly framesOutByKind: CounterChildren<'kind'>;
   readonly upgradeRejections: Counter<'reason'>;
   readonly errors: Counter<'code'>;
   readonly closes: Counter<'code'>;
@@ -23,6 +40,8 @@ export class GatewayMetrics {
     this.connections = new Gauge({ name: 'relaygate_connections', help: 'open WebSocket connections', registers });
     this.framesIn = new Counter({ name: 'relaygate_frames_in_total', help: 'client frames received, by body kind', labelNames: ['kind'], registers });
     this.framesOut = new Counter({ name: 'relaygate_frames_out_total', help: 'server frames sent, by body kind', labelNames: ['kind'], registers });
+    this.framesInByKind = new CounterChildren(this.framesIn);
+    this.framesOutByKind = new CounterChildren(this.framesOut);
     this.upgradeRejections = new Counter({ name: 'relaygate_upgrade_rejections_total', help: 'refused WebSocket upgrades, by reason', labelNames: ['reason'], registers });
     this.errors = new Counter({ name: 'relaygate_errors_total', help: 'Error frames and HTTP error answers, by code', labelNames: ['code'], registers });
     this.closes = new Counter({ name: 'relaygate_closes_total', help: 'closed connections, by close code', labelNames: ['code'], registers });

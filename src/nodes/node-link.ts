@@ -2,6 +2,16 @@
 // The balancer picks a node; the compute service calls its link. One contract suite tests both.
 import type { GatewayError } from '../errors.js';
 
+/** A listener of a call's abort. */
+export type AbortListener = ((event: Event) => void) | { handleEvent(event: Event): void };
+
+/** What a link needs of a call's abort signal. An AbortSignal is one; the gateway passes a lighter one per invoke. */
+export interface CallSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: AbortListener, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: AbortListener): void;
+}
+
 export interface NodeCall {
   readonly requestId: string;
   readonly function: string;
@@ -12,7 +22,7 @@ export interface NodeCall {
   readonly subject: string;
   readonly tenant: string;
   readonly metadata: Readonly<Record<string, string>>;
-  readonly signal: AbortSignal;
+  readonly signal: CallSignal;
 }
 
 /** How a failed call failed: decides retry, ejection and what the client is told. */

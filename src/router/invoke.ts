@@ -5,14 +5,19 @@ import type { Principal } from '../auth/principal.js';
 import { Code, GatewayError, toGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { encodeNodeFrame } from '../protocol/codec.js';
+import type { AbortListener, CallSignal } from '../nodes/node-link.js';
 import type { InvokeBody, NodeFrame, ResultBody } from '../protocol/frames.js';
+import { DeadlineTimers, type Expiring } from './deadline-timers.js';
 import { checkInvokeGrant, checkJobTopic, checkMetadata, invokeDeadline } from './requests.js';
 import type { ComputeService, EventsService, InvokeCall } from './services.js';
 
 /** Content type of job-topic events: each payload is one protobuf NodeFrame (progress, result or error). */
 export const JOB_EVENT_CONTENT_TYPE = 'application/x-relaygate-node-frame';
 
-/** Past the deadline the gateway answers DEADLINE_EXCEEDED itself if the compute service has not; the slack lets the service's own answer win. */
+/**
+ * Past the deadline the gateway answers DEADLINE_EXCEEDED itself if the compute service has not; the
+ * slack lets the service's own answer win (the deadline timers add up to one tick of 50 ms).
+ */
 const DEADLINE_SLACK_MS = 250;
 
 /** Where one invocation's answers go: progress zero or more times, then exactly one of result/error. */
@@ -28,15 +33,56 @@ export interface InvokerOptions {
   invokeMaxTimeout: number;
 }
 
+/**
+ * The abort signal of one invocation: what node links use of an AbortSignal (aborted, abort
+ * listeners), without an EventTarget per invoke. Listeners added after the abort are not called.
+ */
+export class InvocationSignal implements CallSignal {
+  aborted = false;
+  reason: unknown;
+  private listeners: AbortListener[] | undefined;
+
+  /** `once` needs no handling: the signal aborts at most once and then forgets its listeners. */
+  addEventListener(type: 'abort', listener: AbortListener, _options?: { once?: boolean }): void {
+    if (type !== 'abort' || this.aborted) return;
+    const listeners = (this.listeners ??= []);
+    if (!listeners.includes(listener)) listeners.push(listener);
+  }
+
+  removeEventListener(type: 'abort', listener: AbortListener): void {
+    const listeners = this.listeners;
+    if (type !== 'abort' || !listeners) return;
+    const at = listeners.indexOf(listener);
+    if (at >= 0) listeners.splice(at, 1);
+  }
+
+  /** Aborts with `reason` (once) and calls each listener once. */
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (!listeners) return;
+    const event = { type: 'abort', target: this } as unknown as Event;
+    for (const listener of listeners) {
+      if (typeof listener === 'function') listener(event);
+      else listener.handleEvent(event);
+    }
+  }
+}
+
 /** A running invocation. */
-export class Invocation {
+export class Invocation implements Expiring {
   private finished = false;
+  readonly signal = new InvocationSignal();
+  /** @internal the handle of its deadline in the Invoker's timers. */
+  deadlineSlot = 0;
 
   constructor(
     readonly requestId: string,
-    private readonly controller: AbortController,
     private readonly outcome: InvokeOutcome,
-    private readonly onEnd: () => void,
+    private readonly invoker: Invoker,
     private readonly job: ((frame: NodeFrame) => void) | undefined,
   ) {}
 
@@ -51,7 +97,7 @@ export class Invocation {
       this.outcome.error(err);
       this.job?.({ error: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } });
     }
-    this.controller.abort(err);
+    this.signal.abort(err);
   }
 
   /** @internal the sink handed to the ComputeService. */
@@ -75,10 +121,15 @@ export class Invocation {
     this.job?.({ error: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } });
   }
 
+  /** @internal the gateway's own deadline (the compute service's plus slack) passed. */
+  expire(): void {
+    this.end(new GatewayError(Code.DEADLINE_EXCEEDED, 'deadline exceeded'));
+  }
+
   private finish(): boolean {
     if (this.finished) return false;
     this.finished = true;
-    this.onEnd();
+    this.invoker.ended(this);
     return true;
   }
 }
@@ -88,6 +139,7 @@ export class Invoker {
   private readonly idPrefix = randomBytes(6).toString('base64url');
   private nextId = 0;
   private readonly running = new Set<Invocation>();
+  private readonly deadlines = new DeadlineTimers<Invocation>();
 
   constructor(
     private readonly compute: ComputeService,
@@ -97,24 +149,17 @@ export class Invoker {
   ) {}
 
   /** Checks `body` against `principal` (throws the GatewayError to answer with) and starts it. */
-  start(principal: Principal, body: InvokeBody, outcome: InvokeOutcome): Invocation {
+  start(principal: Principal, body: InvokeBody, outcome: InvokeOutcome, nowMs = Date.now()): Invocation {
     checkInvokeGrant(principal, body.function);
     checkMetadata(body.metadata);
     if (body.jobTopic !== '') checkJobTopic(principal, body.jobTopic);
 
     const requestId = `${this.idPrefix}-${(++this.nextId).toString(36)}`;
-    const deadlineAtMs = invokeDeadline(Date.now(), body.timeoutMs, this.options.invokeTimeout, this.options.invokeMaxTimeout);
-    const controller = new AbortController();
+    const deadlineAtMs = invokeDeadline(nowMs, body.timeoutMs, this.options.invokeTimeout, this.options.invokeMaxTimeout);
     const job = body.jobTopic === '' ? undefined : this.jobPublisher(principal.tenant, body.jobTopic, requestId);
-    let timer: NodeJS.Timeout | undefined;
-    const invocation: Invocation = new Invocation(requestId, controller, outcome, () => {
-      clearTimeout(timer);
-      this.running.delete(invocation);
-    }, job);
+    const invocation = new Invocation(requestId, outcome, this, job);
     this.running.add(invocation);
-    timer = setTimeout(() => {
-      invocation.end(new GatewayError(Code.DEADLINE_EXCEEDED, 'deadline exceeded'));
-    }, deadlineAtMs - Date.now() + DEADLINE_SLACK_MS);
+    invocation.deadlineSlot = this.deadlines.add(invocation, deadlineAtMs + DEADLINE_SLACK_MS);
 
     const call: InvokeCall = {
       requestId,
@@ -125,7 +170,7 @@ export class Invoker {
       subject: principal.subject,
       tenant: principal.tenant,
       metadata: body.metadata,
-      signal: controller.signal,
+      signal: invocation.signal,
     };
     try {
       this.compute.invoke(call, invocation);
@@ -135,6 +180,12 @@ export class Invoker {
       invocation.error(failure);
     }
     return invocation;
+  }
+
+  /** @internal an invocation gave its terminal answer. */
+  ended(invocation: Invocation): void {
+    this.running.delete(invocation);
+    this.deadlines.remove(invocation, invocation.deadlineSlot);
   }
 
   /** Invocations started and not yet answered (WebSocket and HTTP alike). */

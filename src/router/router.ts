@@ -5,8 +5,8 @@ import { Close, Code, codeName, GatewayError, toGatewayError } from '../errors.j
 import type { Logger } from '../log.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { decodeClientFrame, decodeClientFrameJson, DecodeError } from '../protocol/codec.js';
-import type { ClientFrame, ClientFrameKind, ServerFrame } from '../protocol/frames.js';
-import type { Invocation, Invoker } from './invoke.js';
+import type { ClientFrame, ClientFrameKind, ResultBody, ServerFrame } from '../protocol/frames.js';
+import type { Invocation, Invoker, InvokeOutcome } from './invoke.js';
 import { StrikeWindow, TokenBucket } from './limits.js';
 import { checkTopic, checkTopicGrant } from './requests.js';
 import type { EventsService } from './services.js';
@@ -30,6 +30,33 @@ export interface RouterOptions {
 interface Pending {
   readonly kind: ClientFrameKind;
   invocation?: Invocation;
+}
+
+/** An Invoke in flight on a connection: its Pending entry and the sink of its answers in one object. */
+class PendingInvoke implements Pending, InvokeOutcome {
+  readonly kind = 'invoke' as const;
+  invocation?: Invocation;
+
+  constructor(private readonly router: Router, private readonly conn: Connection, private readonly id: number) {}
+
+  progress(fraction: number, payload: Uint8Array): void {
+    this.conn.session.send({ id: this.id, progress: { fraction, payload } });
+  }
+
+  result(result: ResultBody): void {
+    this.settle();
+    this.conn.session.send({ id: this.id, result });
+  }
+
+  error(err: GatewayError): void {
+    this.settle();
+    this.router.answerError(this.conn, this.id, err);
+  }
+
+  /** Frees the id, unless the connection closed (or the id was reused) meanwhile. */
+  settle(): void {
+    if (this.conn.inFlight.get(this.id) === this) this.conn.inFlight.delete(this.id);
+  }
 }
 
 /** The router's state of one client connection. */
@@ -84,13 +111,13 @@ export class Router {
     try {
       frame = this.decode(conn, data, isBinary);
     } catch (err) {
-      this.metrics.framesIn.inc({ kind: 'malformed' });
+      this.metrics.framesInByKind.of('malformed').inc();
       const id = err instanceof DecodeError ? err.id : 0;
       if (!this.admit(conn, id, now)) return;
       this.violation(conn, id, err instanceof DecodeError ? err.message : 'malformed frame', now);
       return;
     }
-    this.metrics.framesIn.inc({ kind: frame.kind });
+    this.metrics.framesInByKind.of(frame.kind).inc();
     if (!this.admit(conn, frame.id, now)) return;
     try {
       this.dispatch(conn, frame, now);
@@ -194,7 +221,7 @@ export class Router {
     }
     switch (frame.kind) {
       case 'invoke':
-        return this.invoke(conn, frame);
+        return this.invoke(conn, frame, now);
       case 'subscribe': {
         const principal = session.principal;
         return this.track(conn, frame.id, 'subscribe', () => {
@@ -219,34 +246,18 @@ export class Router {
     }
   }
 
-  private invoke(conn: Connection, frame: Extract<ClientFrame, { kind: 'invoke' }>): void {
+  private invoke(conn: Connection, frame: Extract<ClientFrame, { kind: 'invoke' }>, now: number): void {
     const id = frame.id;
     if (this.draining) {
       this.reply(conn, id, new GatewayError(Code.UNAVAILABLE, 'gateway shutting down', { retryAfterMs: DRAINING_RETRY_AFTER_MS }));
       return;
     }
-    const session = conn.session;
-    const pending: Pending = { kind: 'invoke' };
+    const pending = new PendingInvoke(this, conn, id);
     conn.inFlight.set(id, pending);
-    const settle = (): void => {
-      if (conn.inFlight.get(id) === pending) conn.inFlight.delete(id);
-    };
     try {
-      pending.invocation = this.invoker.start(session.principal, frame.invoke, {
-        progress: (fraction, payload) => {
-          session.send({ id, progress: { fraction, payload } });
-        },
-        result: (result) => {
-          settle();
-          session.send({ id, result });
-        },
-        error: (err) => {
-          settle();
-          this.reply(conn, id, err);
-        },
-      });
+      pending.invocation = this.invoker.start(conn.session.principal, frame.invoke, pending, now);
     } catch (err) {
-      settle();
+      pending.settle();
       this.reply(conn, id, err);
     }
   }
@@ -314,6 +325,11 @@ export class Router {
         if (settle()) this.reply(conn, id, err);
       },
     );
+  }
+
+  /** @internal the Error answer of a request that ended elsewhere (an invocation). */
+  answerError(conn: Connection, id: number, err: unknown): void {
+    this.reply(conn, id, err);
   }
 
   /** Sends an Error frame; unknown errors become INTERNAL here, their cause logged and never sent. */

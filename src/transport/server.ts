@@ -6,7 +6,7 @@ import type { Principal, TokenVerifier } from '../auth/principal.js';
 import { ConfigError } from '../config.js';
 import { Close, Code, codeName, GatewayError, httpStatusFor, toGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { CounterChildren, GatewayMetrics } from '../metrics/metrics.js';
 import { subprotocolNames } from '../protocol/codec.js';
 import type { Invoker } from '../router/invoke.js';
 import { checkTopicGrant } from '../router/requests.js';
@@ -16,7 +16,7 @@ import { CredentialCache } from './credential-cache.js';
 import { chooseSubprotocol, originAllowed, readCredential } from './handshake.js';
 import { readBody, Reply } from './http.js';
 import { uws, type UWS } from './uws.js';
-import { FrameCounters, Outbox, SessionFanout, WsSession, type SocketData } from './ws-session.js';
+import { Outbox, SessionFanout, WsSession, type SocketData } from './ws-session.js';
 
 /** The slice of settings the transport reads. Durations in ms, sizes in bytes. */
 export interface TransportOptions {
@@ -63,7 +63,7 @@ export class Transport {
   readonly app: UWS.TemplatedApp;
   /** Local fan-out to this transport's sessions. */
   readonly fanout: SessionFanout;
-  private readonly frames: FrameCounters;
+  private readonly frames: CounterChildren<'kind'>;
   private readonly outbox = new Outbox();
   private listenSocket: UWS.us_listen_socket | undefined;
   private draining = false;
@@ -96,7 +96,7 @@ export class Transport {
       this.app = uws.App();
     }
     this.allowedOrigins = options.origins ? new Set(options.origins) : undefined;
-    this.frames = new FrameCounters(metrics.framesOut);
+    this.frames = metrics.framesOutByKind;
     this.fanout = new SessionFanout(this.app, this.frames, this.outbox);
   }
 
@@ -225,7 +225,7 @@ export class Transport {
         const session = ws.getUserData().session;
         if (!session?.conn || !session.isOpen) return;
         if (message.byteLength > options.maxFrameBytes) {
-          metrics.framesIn.inc({ kind: 'oversized' });
+          metrics.framesInByKind.of('oversized').inc();
           session.close(Close.TOO_BIG);
           return;
         }
@@ -271,6 +271,8 @@ export class Transport {
       const conn = router.open(session);
       if (session.isOpen) session.conn = conn;
       else router.closed(conn); // closed while opening (credential expired in between)
+      // Welcome now: on a synchronous upgrade this shares the 101's write.
+      session.flushQueued();
     };
   }
 

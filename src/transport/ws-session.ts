@@ -1,9 +1,9 @@
 // Session (router/session.ts) over one uWebSockets.js WebSocket, the per-turn outbox that corks each
 // socket once, and Fanout over uWS native topics with the gateway's own send-buffer limit.
-import type { Counter } from 'prom-client';
 import type { Principal } from '../auth/principal.js';
 import { Close, closeReason } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { CounterChildren } from '../metrics/metrics.js';
 import { encodeFor, type Subprotocol } from '../protocol/codec.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import type { Connection } from '../router/router.js';
@@ -26,44 +26,33 @@ export function frameKind(frame: ServerFrame): string {
   return 'none';
 }
 
-/** Label children of relaygate_frames_out_total, resolved once per kind instead of once per frame. */
-export class FrameCounters {
-  private readonly children = new Map<string, Counter.Internal>();
-
-  constructor(private readonly counter: Counter<'kind'>) {}
-
-  /** The counter child of `kind`. */
-  of(kind: string): Counter.Internal {
-    let child = this.children.get(kind);
-    if (!child) this.children.set(kind, (child = this.counter.labels(kind)));
-    return child;
-  }
-}
-
 /**
- * Frames sent outside uWS's own callbacks (node results, bus events, timers) are queued per socket
- * and written when the current macrotask's microtasks run: one cork, so one write, per socket per
- * turn, however many frames it gets. Inside a uWS callback the flush runs before uWS uncorks the
- * socket it is serving, so replies still share that socket's write.
+ * Frames are queued per socket and written once the loop has run this iteration's I/O callbacks (an
+ * immediate): one cork, so one write, per socket per turn, however many frames it got from however
+ * many node links and bus reads. Anything that must keep its place relative to these frames (a
+ * topic publish, a close) flushes first.
  */
 export class Outbox {
   private readonly pending: WsSession[] = [];
   private scheduled = false;
-  private readonly flushNow = (): void => this.flush();
+  private readonly flushNow = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
 
   /** Queues `session` for the next flush (it holds its own frames). */
   add(session: WsSession): void {
     this.pending.push(session);
     if (!this.scheduled) {
       this.scheduled = true;
-      queueMicrotask(this.flushNow);
+      setImmediate(this.flushNow);
     }
   }
 
   /** Writes every queued frame now, each socket corked once. */
   flush(): void {
-    this.scheduled = false;
     const pending = this.pending;
+    if (pending.length === 0) return;
     // A flush may close a socket whose close handler sends nothing; new additions land at the end.
     for (let i = 0; i < pending.length; i++) pending[i]!.flushQueued();
     pending.length = 0;
@@ -88,7 +77,7 @@ export class WsSession implements Session {
     readonly id: string,
     readonly subprotocol: Subprotocol,
     principal: Principal,
-    private readonly frames: FrameCounters,
+    private readonly frames: CounterChildren<'kind'>,
     private readonly log: Logger,
     private readonly fanout: SessionFanout,
     private readonly outbox: Outbox,
@@ -219,7 +208,7 @@ export class SessionFanout implements Fanout {
   private readonly sweepNow = (): void => this.sweep();
   private readonly safetyTimer: NodeJS.Timeout;
 
-  constructor(private readonly app: UWS.TemplatedApp, private readonly frames: FrameCounters, private readonly outbox: Outbox) {
+  constructor(private readonly app: UWS.TemplatedApp, private readonly frames: CounterChildren<'kind'>, private readonly outbox: Outbox) {
     this.safetyTimer = setInterval(() => this.sweepAll(), SAFETY_SWEEP_MS);
     this.safetyTimer.unref();
   }
