@@ -3,17 +3,29 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
-/** The children of a one-label counter, resolved once per label value: per-frame counting then hashes no label object. */
-export class CounterChildren<T extends string> {
-  private readonly children = new Map<string, Counter.Internal>();
+/**
+ * Counts by one label kept as plain numbers and added to their counter when it is scraped: a
+ * per-frame path does a Map lookup and an addition, where counter.inc() would hash a label object.
+ */
+export class LabelCounts<T extends string> {
+  private readonly counts = new Map<string, { n: number }>();
 
-  constructor(private readonly counter: Counter<T>) {}
+  constructor(private readonly label: T) {}
 
-  /** The child of `value`. */
-  of(value: string): Counter.Internal {
-    let child = this.children.get(value);
-    if (!child) this.children.set(value, (child = this.counter.labels(value)));
-    return child;
+  /** Adds `by` to the count of `value`. */
+  count(value: string, by = 1): void {
+    const slot = this.counts.get(value);
+    if (slot) slot.n += by;
+    else this.counts.set(value, { n: by });
+  }
+
+  /** Moves the counts into `counter` (its collect hook). */
+  flush(counter: Counter<T>): void {
+    for (const [value, slot] of this.counts) {
+      if (slot.n === 0) continue;
+      counter.inc({ [this.label]: value } as Partial<Record<T, string>>, slot.n);
+      slot.n = 0;
+    }
   }
 }
 
@@ -23,9 +35,9 @@ export class GatewayMetrics {
   readonly connections: Gauge;
   readonly framesIn: Counter<'kind'>;
   readonly framesOut: Counter<'kind'>;
-  /** framesIn and framesOut by body kind, for the per-frame paths. */
-  readonly framesInByKind: CounterChildren<'kind'>;
-  readonly framesOutByKind: CounterChildren<'kind'>;
+  /** framesIn and framesOut by body kind, for the per-frame paths (added at each scrape). */
+  readonly framesInByKind = new LabelCounts('kind');
+  readonly framesOutByKind = new LabelCounts('kind');
   readonly upgradeRejections: Counter<'reason'>;
   readonly errors: Counter<'code'>;
   readonly closes: Counter<'code'>;
@@ -38,10 +50,20 @@ export class GatewayMetrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.connections = new Gauge({ name: 'relaygate_connections', help: 'open WebSocket connections', registers });
-    this.framesIn = new Counter({ name: 'relaygate_frames_in_total', help: 'client frames received, by body kind', labelNames: ['kind'], registers });
-    this.framesOut = new Counter({ name: 'relaygate_frames_out_total', help: 'server frames sent, by body kind', labelNames: ['kind'], registers });
-    this.framesInByKind = new CounterChildren(this.framesIn);
-    this.framesOutByKind = new CounterChildren(this.framesOut);
+    const framesIn = this.framesInByKind;
+    const framesOut = this.framesOutByKind;
+    this.framesIn = new Counter({
+      name: 'relaygate_frames_in_total', help: 'client frames received, by body kind', labelNames: ['kind'], registers,
+      collect() {
+        framesIn.flush(this);
+      },
+    });
+    this.framesOut = new Counter({
+      name: 'relaygate_frames_out_total', help: 'server frames sent, by body kind', labelNames: ['kind'], registers,
+      collect() {
+        framesOut.flush(this);
+      },
+    });
     this.upgradeRejections = new Counter({ name: 'relaygate_upgrade_rejections_total', help: 'refused WebSocket upgrades, by reason', labelNames: ['reason'], registers });
     this.errors = new Counter({ name: 'relaygate_errors_total', help: 'Error frames and HTTP error answers, by code', labelNames: ['code'], registers });
     this.closes = new Counter({ name: 'relaygate_closes_total', help: 'closed connections, by close code', labelNames: ['code'], registers });

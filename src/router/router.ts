@@ -111,13 +111,13 @@ export class Router {
     try {
       frame = this.decode(conn, data, isBinary);
     } catch (err) {
-      this.metrics.framesInByKind.of('malformed').inc();
+      this.metrics.framesInByKind.count('malformed');
       const id = err instanceof DecodeError ? err.id : 0;
       if (!this.admit(conn, id, now)) return;
       this.violation(conn, id, err instanceof DecodeError ? err.message : 'malformed frame', now);
       return;
     }
-    this.metrics.framesInByKind.of(frame.kind).inc();
+    this.metrics.framesInByKind.count(frame.kind);
     if (!this.admit(conn, frame.id, now)) return;
     try {
       this.dispatch(conn, frame, now);

@@ -6,7 +6,7 @@ import type { Principal, TokenVerifier } from '../auth/principal.js';
 import { ConfigError } from '../config.js';
 import { Close, Code, codeName, GatewayError, httpStatusFor, toGatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CounterChildren, GatewayMetrics } from '../metrics/metrics.js';
+import type { GatewayMetrics, LabelCounts } from '../metrics/metrics.js';
 import { subprotocolNames } from '../protocol/codec.js';
 import type { Invoker } from '../router/invoke.js';
 import { checkTopicGrant } from '../router/requests.js';
@@ -63,7 +63,7 @@ export class Transport {
   readonly app: UWS.TemplatedApp;
   /** Local fan-out to this transport's sessions. */
   readonly fanout: SessionFanout;
-  private readonly frames: CounterChildren<'kind'>;
+  private readonly frames: LabelCounts<'kind'>;
   private readonly outbox = new Outbox();
   private listenSocket: UWS.us_listen_socket | undefined;
   private draining = false;
@@ -225,7 +225,7 @@ export class Transport {
         const session = ws.getUserData().session;
         if (!session?.conn || !session.isOpen) return;
         if (message.byteLength > options.maxFrameBytes) {
-          metrics.framesInByKind.of('oversized').inc();
+          metrics.framesInByKind.count('oversized');
           session.close(Close.TOO_BIG);
           return;
         }

@@ -3,7 +3,7 @@
 import type { Principal } from '../auth/principal.js';
 import { Close, closeReason } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CounterChildren } from '../metrics/metrics.js';
+import type { LabelCounts } from '../metrics/metrics.js';
 import { encodeFor, type Subprotocol } from '../protocol/codec.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import type { Connection } from '../router/router.js';
@@ -65,9 +65,17 @@ export class WsSession implements Session {
   conn: Connection | undefined;
   private open = true;
   private readonly topics = new Set<string>();
-  /** Frames waiting for this turn's flush, and their size in bytes. */
+  /** Frames waiting for this turn's flush, their size in bytes, and an upper bound of their size on the wire. */
   private queued: (Uint8Array | string)[] = [];
   private queuedBytes = 0;
+  private queuedBound = 0;
+  /**
+   * The socket's unsent bytes at the last check, and an upper bound of the bytes added since
+   * (queued, sent or published to it): the socket is only asked again once their sum could pass
+   * the limit, not for every frame.
+   */
+  private knownBuffered = 0;
+  private growth = 0;
   private readonly binary: boolean;
   /** Close code we chose, for the close log line (the close handler sees the code uWS reports). */
   closedWith: Close | undefined;
@@ -77,7 +85,7 @@ export class WsSession implements Session {
     readonly id: string,
     readonly subprotocol: Subprotocol,
     principal: Principal,
-    private readonly frames: CounterChildren<'kind'>,
+    private readonly frames: LabelCounts<'kind'>,
     private readonly log: Logger,
     private readonly fanout: SessionFanout,
     private readonly outbox: Outbox,
@@ -93,7 +101,7 @@ export class WsSession implements Session {
 
   send(frame: ServerFrame): boolean {
     if (!this.open) return false;
-    this.frames.of(frameKind(frame)).inc();
+    this.frames.count(frameKind(frame));
     return this.sendEncoded(encodeFor(this.subprotocol, frame));
   }
 
@@ -105,34 +113,49 @@ export class WsSession implements Session {
    */
   sendEncoded(data: Uint8Array | string): boolean {
     if (!this.open) return false;
-    if (!this.withinLimit(this.queuedBytes)) return false;
+    if (this.knownBuffered + this.growth > this.maxBackpressure && !this.withinLimit()) return false;
     if (this.queued.length === 0) this.outbox.add(this);
     this.queued.push(data);
-    // Text frames are counted by UTF-16 length: close enough for a limit of megabytes.
-    this.queuedBytes += typeof data === 'string' ? data.length : data.byteLength;
+    const bytes = typeof data === 'string' ? data.length : data.byteLength;
+    // A text frame's UTF-8 bytes are at most 3 per UTF-16 unit.
+    const bound = (typeof data === 'string' ? bytes * 3 : bytes) + FRAME_HEADER_MAX;
+    this.queuedBytes += bytes;
+    this.queuedBound += bound;
+    this.growth += bound;
     return true;
   }
 
   /** @internal Writes this session's queued frames in one corked write (called by the Outbox). */
   flushQueued(): void {
-    const queued = this.queued;
-    if (queued.length === 0) return;
+    if (this.queued.length === 0) return;
+    if (this.open) this.ws.cork(this.writeQueued);
     this.queued = [];
     this.queuedBytes = 0;
-    if (!this.open) return;
-    const { ws, binary } = this;
-    ws.cork(() => {
-      for (const data of queued) ws.send(data, binary, false);
-    });
+    this.queuedBound = 0;
   }
 
+  /** @internal `bytes` (an upper bound) were published to this socket through its topics; checks it when they could pass the limit. */
+  published(bytes: number): void {
+    this.growth += bytes;
+    if (this.knownBuffered + this.growth > this.maxBackpressure) this.withinLimit();
+  }
+
+  // Bound once: a flush allocates no closure.
+  private readonly writeQueued = (): void => {
+    const { ws, binary, queued } = this;
+    for (let i = 0; i < queued.length; i++) ws.send(queued[i]!, binary, false);
+  };
+
   /**
-   * True while the socket's unsent bytes (plus `extra` about to be added) are within the limit;
-   * otherwise closes the session with 4008 and returns false.
+   * True while the bytes accepted for this socket and not yet written to the network (its buffer
+   * and its queue) are within the limit; otherwise closes the session with 4008 and returns false.
    */
-  withinLimit(extra = 0): boolean {
+  withinLimit(): boolean {
     if (!this.open) return false;
-    const buffered = this.ws.getBufferedAmount() + extra;
+    const written = this.ws.getBufferedAmount();
+    this.knownBuffered = written;
+    this.growth = this.queuedBound;
+    const buffered = written + this.queuedBytes;
     if (buffered <= this.maxBackpressure) return true;
     this.log.warn({ session: this.id, buffered }, 'slow consumer');
     this.close(Close.SLOW_CONSUMER);
@@ -174,6 +197,9 @@ export class WsSession implements Session {
   }
 }
 
+/** Largest WebSocket frame header a server writes (no mask). */
+const FRAME_HEADER_MAX = 10;
+
 /** uWS topic name of a fan-out key for one subprotocol: each topic carries one encoding. */
 function uwsTopic(subprotocol: Subprotocol, key: string): string {
   return `${subprotocol === 'proto' ? 'p' : 'j'}|${key}`;
@@ -187,6 +213,9 @@ interface Group {
   json: number;
   /** Queued for this turn's send-buffer sweep. */
   marked: boolean;
+  /** Upper bounds of the bytes published this turn, per encoding. */
+  protoBytes: number;
+  jsonBytes: number;
 }
 
 /** How often every joined session's send buffer is checked besides the per-turn sweep. */
@@ -197,7 +226,9 @@ export const SAFETY_SWEEP_MS = 1000;
  * uWS publish, which writes it to every subscribed socket in native code (corked per socket, once
  * per loop iteration). uWS's own backpressure limit is off, since it would skip a slow subscriber
  * silently; instead, once uWS has written a turn's events into the sockets' buffers, the sessions of
- * the groups published to are checked against the gateway's limit and closed with 4008 when over it.
+ * the groups published to are checked against the gateway's limit (each socket is asked only when
+ * what was published to it since it was last asked could take it past the limit) and closed with
+ * 4008 when over it.
  * A subscriber therefore never loses an event without being told, and the gateway holds at most the
  * limit plus about one turn's events per socket.
  */
@@ -208,7 +239,7 @@ export class SessionFanout implements Fanout {
   private readonly sweepNow = (): void => this.sweep();
   private readonly safetyTimer: NodeJS.Timeout;
 
-  constructor(private readonly app: UWS.TemplatedApp, private readonly frames: CounterChildren<'kind'>, private readonly outbox: Outbox) {
+  constructor(private readonly app: UWS.TemplatedApp, private readonly frames: LabelCounts<'kind'>, private readonly outbox: Outbox) {
     this.safetyTimer = setInterval(() => this.sweepAll(), SAFETY_SWEEP_MS);
     this.safetyTimer.unref();
   }
@@ -217,7 +248,7 @@ export class SessionFanout implements Fanout {
   join(key: string, session: WsSession, ws: UWS.WebSocket<SocketData>): void {
     let group = this.groups.get(key);
     if (!group) {
-      group = { sessions: new Set(), protoTopic: uwsTopic('proto', key), jsonTopic: uwsTopic('json', key), proto: 0, json: 0, marked: false };
+      group = { sessions: new Set(), protoTopic: uwsTopic('proto', key), jsonTopic: uwsTopic('json', key), proto: 0, json: 0, marked: false, protoBytes: 0, jsonBytes: 0 };
       this.groups.set(key, group);
     }
     if (group.sessions.has(session)) return;
@@ -242,9 +273,17 @@ export class SessionFanout implements Fanout {
     if (!group) return;
     // Frames sent directly before this event (an Ack, a replay) must reach their sockets first.
     this.outbox.flush();
-    this.frames.of(frameKind(frame)).inc(group.sessions.size);
-    if (group.proto > 0) this.app.publish(group.protoTopic, encodeFor('proto', frame) as Uint8Array, true, false);
-    if (group.json > 0) this.app.publish(group.jsonTopic, encodeFor('json', frame) as string, false, false);
+    this.frames.count(frameKind(frame), group.sessions.size);
+    if (group.proto > 0) {
+      const bytes = encodeFor('proto', frame) as Uint8Array;
+      this.app.publish(group.protoTopic, bytes, true, false);
+      group.protoBytes += bytes.byteLength + FRAME_HEADER_MAX;
+    }
+    if (group.json > 0) {
+      const text = encodeFor('json', frame) as string;
+      this.app.publish(group.jsonTopic, text, false, false);
+      group.jsonBytes += text.length * 3 + FRAME_HEADER_MAX;
+    }
     if (!group.marked) {
       group.marked = true;
       this.toSweep.push(group);
@@ -272,9 +311,12 @@ export class SessionFanout implements Fanout {
     this.sweepScheduled = false;
     const groups = this.toSweep.splice(0);
     for (const group of groups) {
+      const { protoBytes, jsonBytes } = group;
       group.marked = false;
+      group.protoBytes = 0;
+      group.jsonBytes = 0;
       // A session closed here leaves the group; a Set iterator tolerates that.
-      for (const session of group.sessions) session.withinLimit();
+      for (const session of group.sessions) session.published(session.subprotocol === 'proto' ? protoBytes : jsonBytes);
     }
   }
 
