@@ -192,9 +192,11 @@ export class Transport {
             this.credentials.set(token, principal, Date.now());
             if (reply.aborted) return;
             if (this.draining) return reject(reply, 503, 'draining', new GatewayError(Code.UNAVAILABLE, 'gateway shutting down'));
-            // Corked: the 101 and the Welcome leave in one write. See `open` for what keeps this
-            // safe from uNetworking/uWebSockets#1928 in the uWS 20.30 build used here.
-            res.cork(() => upgrade(principal));
+            // Deliberately not inside res.cork(): in this uWS build, cork's epilogue after an
+            // asynchronous upgrade can close the fresh socket (uNetworking/uWebSockets#1928; the
+            // details and why no workaround holds are in docs/protocol.md, "Known limits"). uWS
+            // prints a cork warning instead, once per token not verified within the last minute.
+            upgrade(principal);
           },
           (err: unknown) => {
             if (reply.aborted) return;
@@ -209,16 +211,8 @@ export class Transport {
         );
       },
 
-      // After an asynchronous upgrade inside res.cork(), uWS 20.30 reallocates the socket in place
-      // (the WebSocket's extension is smaller) and, once the cork callback returns, reads the HTTP
-      // response's state from memory past the WebSocket's, in the chunk malloc just freed. If an
-      // allocation of that size reuses the chunk in between, stray bits there close the fresh
-      // socket (uNetworking/uWebSockets#1928, fixed upstream by #1929). The open handler runs in
-      // that window, so it does nothing but defer its work to a microtask, which runs after the
-      // cork returns (and, on the synchronous path, still inside uWS's corked upgrade handler).
       open: (ws) => {
-        const data = ws.getUserData();
-        queueMicrotask(() => openSession(ws, data));
+        openSession(ws, ws.getUserData());
       },
 
       message: (ws, message, isBinary) => {
@@ -236,7 +230,6 @@ export class Transport {
 
       close: (ws, code, message) => {
         const data = ws.getUserData();
-        data.closed = true;
         const session = data.session;
         if (!session) return;
         session.markClosed();
@@ -250,7 +243,6 @@ export class Transport {
     });
 
     const openSession = (ws: UWS.WebSocket<SocketData>, data: SocketData): void => {
-      if (data.closed) return;
       const session = new WsSession(ws, data.id, data.subprotocol, data.principal, this.frames, log, this.fanout, this.outbox, options.maxBackpressure);
       data.session = session;
       this.sessions.add(session);
@@ -271,7 +263,7 @@ export class Transport {
       const conn = router.open(session);
       if (session.isOpen) session.conn = conn;
       else router.closed(conn); // closed while opening (credential expired in between)
-      // Welcome now: on a synchronous upgrade this shares the 101's write.
+      // Welcome now, corked: on a synchronous upgrade it shares the 101's write.
       session.flushQueued();
     };
   }

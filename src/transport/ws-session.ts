@@ -16,8 +16,6 @@ export interface SocketData {
   readonly subprotocol: Subprotocol;
   readonly principal: Principal;
   session?: WsSession;
-  /** Set by the close handler, so that work deferred from `open` leaves a closed socket alone. */
-  closed?: boolean;
 }
 
 /** The body kind of a server frame, for metrics. */
