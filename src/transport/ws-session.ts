@@ -126,10 +126,18 @@ export class WsSession implements Session {
   /** @internal Writes this session's queued frames in one corked write (called by the Outbox). */
   flushQueued(): void {
     if (this.queued.length === 0) return;
-    if (this.open) this.ws.cork(this.writeQueued);
-    this.queued = [];
-    this.queuedBytes = 0;
-    this.queuedBound = 0;
+    try {
+      if (this.open) this.ws.cork(this.writeQueued);
+    } catch (err) {
+      // uWS throws for a socket it has closed. Its close handler marks the session closed first,
+      // so this only keeps a flush (which runs from an immediate) from taking the process down.
+      this.open = false;
+      this.log.warn({ session: this.id, err }, 'write to a closed socket');
+    } finally {
+      this.queued = [];
+      this.queuedBytes = 0;
+      this.queuedBound = 0;
+    }
   }
 
   /** @internal `bytes` (an upper bound) were published to this socket through its topics; checks it when they could pass the limit. */
