@@ -51,7 +51,8 @@ export class Outbox {
   flush(): void {
     const pending = this.pending;
     if (pending.length === 0) return;
-    // A flush may close a socket whose close handler sends nothing; new additions land at the end.
+    // A session listed twice (queued, flushed early by a publish or close, queued again) is
+    // simply found empty the second time.
     for (let i = 0; i < pending.length; i++) pending[i]!.flushQueued();
     pending.length = 0;
   }
@@ -197,6 +198,7 @@ export class WsSession implements Session {
     this.open = false;
     this.queued = [];
     this.queuedBytes = 0;
+    this.queuedBound = 0;
     // uWS has already taken the socket out of its topics.
     for (const key of this.topics) this.fanout.leave(key, this, undefined);
     this.topics.clear();
