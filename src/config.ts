@@ -39,6 +39,7 @@ export interface SettingValues {
   gatewayId: string | undefined;
   maxFrameBytes: number;
   maxInFlight: number;
+  maxSubscriptions: number;
   idleTimeout: number;
   maxBackpressure: number;
   rateLimit: number;
@@ -116,6 +117,7 @@ export const settingsTable: readonly SettingSpec[] = [
   { key: 'gatewayId', env: 'RELAYGATE_GATEWAY_ID', type: 'string', doc: 'this instance\'s id in Welcome; default host-pid-random', commands: GATEWAY },
   { key: 'maxFrameBytes', env: 'RELAYGATE_MAX_FRAME_BYTES', type: 'bytes', default: '1048576', min: 64, max: 64 * 1024 * 1024, doc: 'largest client frame; larger closes with 1009', commands: GATEWAY },
   { key: 'maxInFlight', env: 'RELAYGATE_MAX_IN_FLIGHT', type: 'int', default: '256', min: 1, max: 1_000_000, doc: 'requests in flight per connection', commands: GATEWAY },
+  { key: 'maxSubscriptions', env: 'RELAYGATE_MAX_SUBSCRIPTIONS', type: 'int', default: '1024', min: 1, max: 1_000_000, doc: 'topics one connection may subscribe to at once; beyond it Subscribe gets RESOURCE_EXHAUSTED', commands: GATEWAY },
   { key: 'idleTimeout', env: 'RELAYGATE_IDLE_TIMEOUT', type: 'duration', default: '60s', min: 8_000, max: 960_000, doc: 'close a connection silent this long (WebSocket pings are sent before)', commands: GATEWAY },
   { key: 'maxBackpressure', env: 'RELAYGATE_MAX_BACKPRESSURE', type: 'bytes', default: '4mb', min: 1024, max: 1024 * 1024 * 1024, doc: 'send buffer per connection; over it the connection closes with 4008', commands: GATEWAY },
   { key: 'rateLimit', env: 'RELAYGATE_RATE_LIMIT', type: 'float', default: '2000', min: 0.01, doc: 'frames per second per connection (token bucket refill)', commands: GATEWAY },

@@ -104,6 +104,7 @@ export async function startGateway(values: SettingValues, log: Logger): Promise<
   const invoker = new Invoker(compute, events, { invokeTimeout: values.invokeTimeout, invokeMaxTimeout: values.invokeMaxTimeout }, log);
   const router = new Router({
     maxInFlight: values.maxInFlight,
+    maxSubscriptions: values.maxSubscriptions,
     rateLimit: values.rateLimit,
     rateBurst: values.rateBurst,
     rateStrikes: values.rateStrikes,

@@ -14,12 +14,16 @@ import type { Session } from './session.js';
 
 /** Suggested wait (retry_after_ms) when a connection already has max_in_flight requests running. */
 export const IN_FLIGHT_RETRY_AFTER_MS = 100;
+/** Suggested wait when a connection holds max subscriptions: retry after unsubscribing from one. */
+export const SUBSCRIPTIONS_RETRY_AFTER_MS = 1000;
 /** Suggested wait when the gateway is draining: reconnect, then retry elsewhere. */
 export const DRAINING_RETRY_AFTER_MS = 100;
 
 /** The per-connection limits (settings of the same names). */
 export interface RouterOptions {
   maxInFlight: number;
+  /** Topics one connection may hold subscriptions to (subscribed or being subscribed). */
+  maxSubscriptions: number;
   rateLimit: number;
   rateBurst: number;
   rateStrikes: number;
@@ -62,6 +66,8 @@ class PendingInvoke implements Pending, InvokeOutcome {
 /** The router's state of one client connection. */
 export class Connection {
   readonly inFlight = new Map<number, Pending>();
+  /** Topics subscribed or being subscribed, counted against maxSubscriptions. */
+  readonly topics = new Set<string>();
   readonly bucket: TokenBucket;
   readonly rateStrikes: StrikeWindow;
   readonly violations: StrikeWindow;
@@ -210,6 +216,7 @@ export class Router {
         return this.answer(conn, frame.id, () => {
           checkTopic(frame.topic);
           this.events.unsubscribe(session, session.principal.tenant, frame.topic);
+          conn.topics.delete(frame.topic);
           return {};
         });
       default:
@@ -224,13 +231,25 @@ export class Router {
         return this.invoke(conn, frame, now);
       case 'subscribe': {
         const principal = session.principal;
+        const topic = frame.topic;
         return this.track(conn, frame.id, 'subscribe', () => {
-          checkTopicGrant(principal, 'subscribe', frame.topic);
-          return this.events.subscribe(session, principal.tenant, frame.topic, frame.recover, frame.since).then((ack) => {
-            // The session may have closed while the bus answered; its subscription must not outlive it.
-            if (!session.isOpen) this.events.unsubscribe(session, principal.tenant, frame.topic);
-            return ack;
-          });
+          checkTopicGrant(principal, 'subscribe', topic);
+          const isNew = !conn.topics.has(topic);
+          if (isNew && conn.topics.size >= this.options.maxSubscriptions) {
+            throw new GatewayError(Code.RESOURCE_EXHAUSTED, `more than ${this.options.maxSubscriptions} subscriptions on one connection`, { retryAfterMs: SUBSCRIPTIONS_RETRY_AFTER_MS });
+          }
+          conn.topics.add(topic);
+          return this.events.subscribe(session, principal.tenant, topic, frame.recover, frame.since).then(
+            (ack) => {
+              // The session may have closed while the bus answered; its subscription must not outlive it.
+              if (!session.isOpen) this.events.unsubscribe(session, principal.tenant, topic);
+              return ack;
+            },
+            (err: unknown) => {
+              if (isNew) conn.topics.delete(topic);
+              throw err;
+            },
+          );
         });
       }
       case 'publish': {
