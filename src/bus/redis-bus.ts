@@ -99,6 +99,12 @@ export class RedisBus implements Bus {
   private closed = false;
   private malformedLoggedAt = 0;
   private readonly commandTimeoutMs: number;
+  /** The publisher's socket, corked while this turn's commands gather (single-node Redis only). */
+  private corked: { uncork(): void } | undefined;
+  private readonly uncorkNow = (): void => {
+    this.corked?.uncork();
+    this.corked = undefined;
+  };
 
   constructor(private readonly options: RedisBusOptions) {
     this.log = options.log;
@@ -210,13 +216,24 @@ export class RedisBus implements Bus {
     const bytes = encodeEvent({ ...event, topic, position: undefined });
     const message = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     try {
+      if (this.options.cluster) {
+        if (!retention) {
+          await this.bounded(this.pub.spublish(channel, message));
+          return undefined;
+        }
+        const [stream, meta] = streamKeys(channel);
+        const [offset, epoch] = await this.bounded(this.pub.rgAppend(stream, meta, channel, retention.size, retention.ttlMs, newEpoch(), message, 'SPUBLISH'));
+        return { offset: Number(offset), epoch: String(epoch) };
+      }
+      // Single node: ioredis's own command timeout bounds the command (it was sent, nothing waits
+      // in a queue), and the turn's commands leave in one write.
+      this.corkPublisher();
       if (!retention) {
-        await this.bounded(this.options.cluster ? this.pub.spublish(channel, message) : this.pub.publish(channel, message));
+        await this.pub.publish(channel, message);
         return undefined;
       }
       const [stream, meta] = streamKeys(channel);
-      const command = this.options.cluster ? 'SPUBLISH' : 'PUBLISH';
-      const [offset, epoch] = await this.bounded(this.pub.rgAppend(stream, meta, channel, retention.size, retention.ttlMs, newEpoch(), message, command));
+      const [offset, epoch] = await this.pub.rgAppend(stream, meta, channel, retention.size, retention.ttlMs, newEpoch(), message, 'PUBLISH');
       return { offset: Number(offset), epoch: String(epoch) };
     } catch (err) {
       throw unavailable(err);
@@ -227,6 +244,20 @@ export class RedisBus implements Bus {
   private checkPublisher(): void {
     if (this.closed) throw unavailable(new Error('bus closed'));
     if (this.pub.status !== 'ready') throw unavailable(new Error(`publisher link ${this.pub.status}`));
+  }
+
+  /**
+   * Holds the publisher socket's writes until the end of this loop turn, so the commands of a turn
+   * (publishes from many clients, scripts) reach Redis in one write instead of one each. One
+   * socket, so their order is kept.
+   */
+  private corkPublisher(): void {
+    if (this.corked) return;
+    const socket = (this.pub as Redis).stream as { cork?(): void; uncork(): void } | undefined;
+    if (!socket?.cork) return;
+    socket.cork();
+    this.corked = socket;
+    setImmediate(this.uncorkNow);
   }
 
   /** A command's answer, or a rejection after the command timeout (the command may still run: never reported as done). */
