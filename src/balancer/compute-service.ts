@@ -259,7 +259,7 @@ export class NodePoolCompute implements ComputeService {
     p.node = node;
     p.sentAt = performance.now();
     if (p.isRetry) this.retriesInFlight++;
-    node.metrics.requests.inc();
+    node.metrics.sent();
     node.link.call(p.call, p);
   }
 
@@ -344,7 +344,7 @@ export class NodePoolCompute implements ComputeService {
     if (!node || p.done) return;
     const now = Date.now();
     const elapsedMs = performance.now() - p.sentAt;
-    node.metrics.latency.observe(elapsedMs / 1000);
+    node.metrics.observe(elapsedMs / 1000);
     this.latencyEwmaMs += (elapsedMs - this.latencyEwmaMs) * 0.05;
     this.rotation(node, node.recordSuccess(now));
     if (drain) this.rotation(node, node.startDraining(now), 'node asked to drain');
@@ -359,7 +359,7 @@ export class NodePoolCompute implements ComputeService {
     if (!node || p.done) return;
     const now = Date.now();
     const code = failure.error.code;
-    node.metrics.latency.observe((performance.now() - p.sentAt) / 1000);
+    node.metrics.observe((performance.now() - p.sentAt) / 1000);
     this.metrics.error(node.key, codeName(code));
     if (failure.connectionError) this.nodeFailed(node, now, true);
     else if (code === Code.INTERNAL || code === Code.UNAVAILABLE || code === Code.UNKNOWN) this.nodeFailed(node, now, false);

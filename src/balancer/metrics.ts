@@ -1,5 +1,5 @@
 // Per-node compute metrics. Gauges are read at scrape time, so the hot path only bumps counters.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
 import type { BalancedNode } from './node-state.js';
 
 /** What the gauges read at each scrape. */
@@ -13,19 +13,74 @@ export interface ComputeMetricsSource {
 /** Why a request was refused before reaching any node. */
 export type RejectReason = 'queue_full' | 'queue_timeout' | 'no_node' | 'unknown_function';
 
-/** Metrics children of one node, cached so the hot path does no label lookups. */
-export interface NodeMetrics {
-  readonly requests: Counter.Internal;
-  readonly latency: Histogram.Internal<'node'>;
+const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/**
+ * One node's call count and latency histogram as plain numbers, read at scrape: a call costs an
+ * addition and a bucket search, where prom-client would hash a label object per inc and observe.
+ */
+export class NodeMetrics {
+  /** Calls sent since the last scrape moved them into the counter. */
+  requests = 0;
+  /** Answers per latency bucket (not cumulative); the last slot is +Inf. */
+  readonly buckets = new Float64Array(latencyBuckets.length + 1);
+  sum = 0;
+  count = 0;
+
+  /** Counts one call sent. */
+  sent(): void {
+    this.requests++;
+  }
+
+  /** Records one answer's latency. */
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < latencyBuckets.length && seconds > latencyBuckets[i]!) i++;
+    this.buckets[i]!++;
+    this.sum += seconds;
+    this.count++;
+  }
 }
 
-const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+/** relaygate_node_latency_seconds rendered from every node's NodeMetrics (a prom-client metric by shape). */
+class NodeLatencyHistogram {
+  readonly name = 'relaygate_node_latency_seconds';
+  readonly help = 'time from sending a call to its answer';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+
+  constructor(private readonly nodes: ReadonlyMap<string, NodeMetrics>) {}
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> } {
+    const values = [];
+    for (const [node, m] of this.nodes) {
+      let cumulative = 0;
+      for (let i = 0; i < m.buckets.length; i++) {
+        cumulative += m.buckets[i]!;
+        const le = i < latencyBuckets.length ? latencyBuckets[i]! : '+Inf';
+        values.push({ metricName: `${this.name}_bucket`, labels: { le, node }, value: cumulative });
+      }
+      values.push({ metricName: `${this.name}_sum`, labels: { node }, value: m.sum });
+      values.push({ metricName: `${this.name}_count`, labels: { node }, value: m.count });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {
+    for (const m of this.nodes.values()) {
+      m.buckets.fill(0);
+      m.sum = 0;
+      m.count = 0;
+    }
+  }
+}
 
 /** The compute metrics of one gateway, registered in the registry it is given. */
 export class ComputeMetrics {
   private readonly requests: Counter<'node'>;
+  /** Per-node counts of the hot path, by node key. */
+  private readonly nodeCounts = new Map<string, NodeMetrics>();
   private readonly errors: Counter<'node' | 'code'>;
-  private readonly latency: Histogram<'node'>;
   private readonly ejections: Counter<'node'>;
   private readonly retries: Counter<'node'>;
   private readonly rejected: Counter<'reason'>;
@@ -34,9 +89,19 @@ export class ComputeMetrics {
 
   constructor(registry: Registry, source: ComputeMetricsSource) {
     const registers = [registry];
-    this.requests = new Counter({ name: 'relaygate_node_requests_total', help: 'calls sent to a node', labelNames: ['node'], registers });
+    const nodeCounts = this.nodeCounts;
+    this.requests = new Counter({
+      name: 'relaygate_node_requests_total', help: 'calls sent to a node', labelNames: ['node'], registers,
+      collect() {
+        for (const [node, m] of nodeCounts) {
+          if (m.requests === 0) continue;
+          this.inc({ node }, m.requests);
+          m.requests = 0;
+        }
+      },
+    });
+    registry.registerMetric(new NodeLatencyHistogram(nodeCounts) as unknown as Metric);
     this.errors = new Counter({ name: 'relaygate_node_errors_total', help: 'calls to a node that ended in an error, by code', labelNames: ['node', 'code'], registers });
-    this.latency = new Histogram({ name: 'relaygate_node_latency_seconds', help: 'time from sending a call to its answer', labelNames: ['node'], buckets: latencyBuckets, registers });
     this.ejections = new Counter({ name: 'relaygate_node_ejections_total', help: 'passive outlier ejections of a node', labelNames: ['node'], registers });
     this.retries = new Counter({ name: 'relaygate_node_retries_total', help: 'calls retried elsewhere after never reaching this node', labelNames: ['node'], registers });
     this.rejected = new Counter({ name: 'relaygate_compute_rejected_total', help: 'invocations refused before any node, by reason', labelNames: ['reason'], registers });
@@ -60,8 +125,11 @@ export class ComputeMetrics {
     });
   }
 
+  /** The counts of node `key` (the same object for as long as the node is known). */
   forNode(key: string): NodeMetrics {
-    return { requests: this.requests.labels(key), latency: this.latency.labels(key) };
+    let m = this.nodeCounts.get(key);
+    if (!m) this.nodeCounts.set(key, (m = new NodeMetrics()));
+    return m;
   }
 
   error(key: string, code: string): void {
@@ -85,7 +153,8 @@ export class ComputeMetrics {
 
   /** Forgets a node that left for good, so departed nodes do not pile up as series. */
   removeNode(key: string): void {
-    for (const metric of [this.requests, this.latency, this.ejections, this.retries]) metric.remove({ node: key });
+    this.nodeCounts.delete(key);
+    for (const metric of [this.requests, this.ejections, this.retries]) metric.remove({ node: key });
     for (const code of this.errorCodes.get(key) ?? []) this.errors.remove({ node: key, code });
     this.errorCodes.delete(key);
   }
