@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, Pool } from 'undici';
 import { Code, GatewayError } from '../errors.js';
 import type { NodeFrame } from '../protocol/frames.js';
+import { DeadlineTimers } from '../router/deadline-timers.js';
 import { codeForNodeStatus, nodeErrorMessage, parseRetryAfter } from './http-status.js';
 import type { NodeCall, NodeCallHandler, NodeFailure, NodeLink } from './node-link.js';
 import { defaultNodeFrameLimit, NODE_STREAM_CONTENT_TYPE, NodeStreamDecoder, type NodeStreamSink } from './node-stream.js';
@@ -21,6 +22,8 @@ const emptyBytes = new Uint8Array(0);
 const HEALTH_BODY_LIMIT = 256 * 1024;
 /** Error answers are read only this far: enough for a message. */
 const ERROR_BODY_LIMIT = 4096;
+/** Call deadlines of every HTTP link, behind one timer (a Timeout per call costs more than the call's own bookkeeping). */
+const deadlines = new DeadlineTimers<HttpExchange>(10);
 
 /** An HTTP(S) node. Guarantee: each call gets exactly one onResult or onError. */
 export class HttpNodeLink implements NodeLink {
@@ -55,7 +58,7 @@ export class HttpNodeLink implements NodeLink {
     const msLeft = call.deadlineAtMs - Date.now();
     if (call.signal.aborted) return exchange.fail(cancelled(), false, false);
     if (msLeft <= 0) return exchange.fail(deadlineExceeded(), false, false);
-    exchange.arm(msLeft);
+    exchange.arm(call.deadlineAtMs);
     const headers = [
       'content-type', call.contentType || 'application/octet-stream',
       'x-relaygate-request-id', call.requestId,
@@ -135,7 +138,8 @@ class HttpExchange implements NodeStreamSink {
   /** onConnect ran: the request was handed to a socket and may reach the node. */
   private written = false;
   private abortRequest: ((err?: Error) => void) | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** Handle of this call's deadline in `deadlines`; -1 when none is set. */
+  private deadlineSlot = -1;
   private listening = false;
   private startedAt = 0;
 
@@ -155,10 +159,16 @@ class HttpExchange implements NodeStreamSink {
     private readonly handler: NodeCallHandler,
   ) {}
 
-  arm(msLeft: number): void {
-    this.timer = setTimeout(onDeadline, msLeft, this);
+  arm(deadlineAtMs: number): void {
+    this.deadlineSlot = deadlines.add(this, deadlineAtMs);
     this.call.signal.addEventListener('abort', this);
     this.listening = true;
+  }
+
+  /** The deadline passed (called by `deadlines`, at most one tick late). */
+  expire(): void {
+    this.deadlineSlot = -1;
+    this.abortWith(deadlineExceeded());
   }
 
   /** The caller's signal fired (Cancel, disconnect, drain). */
@@ -308,7 +318,7 @@ class HttpExchange implements NodeStreamSink {
   private settle(): boolean {
     if (this.done) return false;
     this.done = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.deadlineSlot !== -1) deadlines.remove(this, this.deadlineSlot);
     if (this.listening) this.call.signal.removeEventListener('abort', this);
     return true;
   }
@@ -327,6 +337,3 @@ class HttpExchange implements NodeStreamSink {
   }
 }
 
-function onDeadline(exchange: HttpExchange): void {
-  exchange.abortWith(deadlineExceeded());
-}
