@@ -1,7 +1,6 @@
 // The hub: topic <-> local sessions. Reference-counts bus channels across this instance's sessions,
 // hands each bus event to the transport's fan-out once, replays history on recover, and closes
 // sessions of a topic whose offsets skip (4010).
-import type { Counter } from 'prom-client';
 import { Close, Code, GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AckBody, EventBody, StreamPosition } from '../protocol/frames.js';
@@ -52,16 +51,11 @@ export class EventsHub implements EventsService, BusHandler {
   private readonly metrics: BusMetrics;
   private readonly log: Logger;
   private readonly policy: HistoryPolicy;
-  // Label children resolved once: onEvent runs for every event.
-  private readonly history: { received: Counter.Internal; delivered: Counter.Internal };
-  private readonly plain: { received: Counter.Internal; delivered: Counter.Internal };
 
   constructor(private readonly bus: Bus, private readonly fanout: Fanout, options: HubOptions) {
     this.policy = options.history;
     this.log = options.log;
     this.metrics = options.metrics ?? new BusMetrics();
-    this.history = { received: this.metrics.received.labels('history'), delivered: this.metrics.delivered.labels('history') };
-    this.plain = { received: this.metrics.received.labels('plain'), delivered: this.metrics.delivered.labels('plain') };
     bus.setHandler(this);
   }
 
@@ -141,7 +135,7 @@ export class EventsHub implements EventsService, BusHandler {
     const retention = this.policy.retentionFor(topic) ?? (options?.job ? this.policy.job : undefined);
     const event: EventBody = { topic, payload, contentType, publishedMs: Date.now() };
     const position = await this.bus.publish(tenant, topic, event, retention);
-    this.metrics.published.inc({ source: options?.source ?? (options?.job ? 'job' : 'api') });
+    this.metrics.publishedBySource.count(options?.source ?? (options?.job ? 'job' : 'api'));
     return position;
   }
 
@@ -160,8 +154,8 @@ export class EventsHub implements EventsService, BusHandler {
       this.metrics.dropped.inc({ reason: 'unsubscribed' });
       return;
     }
-    const kind = event.position ? this.history : this.plain;
-    kind.received.inc();
+    const kind = event.position ? 'history' : 'plain';
+    this.metrics.receivedByKind.count(kind);
     const p = event.position;
     if (p) {
       const last = state.last;
@@ -181,7 +175,7 @@ export class EventsHub implements EventsService, BusHandler {
     for (const join of state.pending.values()) join.captured.push(event);
     if (state.joined.size > 0) {
       this.fanout.publish(state.key, { id: 0, event });
-      kind.delivered.inc(state.joined.size);
+      this.metrics.deliveredByKind.count(kind, state.joined.size);
     }
   }
 

@@ -1,11 +1,16 @@
 // The bus's and hub's Prometheus metrics, registered on the registry handed in (none: unexported).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { LabelCounts } from '../metrics/metrics.js';
 
 /** Every metric of the events path; one instance per gateway. */
 export class BusMetrics {
   readonly published: Counter<'source'>;
   readonly received: Counter<'kind'>;
   readonly delivered: Counter<'kind'>;
+  /** published, received and delivered as plain numbers for the per-event paths (added at each scrape). */
+  readonly publishedBySource = new LabelCounts('source');
+  readonly receivedByKind = new LabelCounts('kind');
+  readonly deliveredByKind = new LabelCounts('kind');
   readonly dropped: Counter<'reason'>;
   readonly channels: Gauge;
   readonly subscriptions: Gauge;
@@ -20,9 +25,19 @@ export class BusMetrics {
 
   constructor(registry?: Registry) {
     const registers = registry ? [registry] : [];
-    this.published = new Counter({ name: 'relaygate_events_published_total', help: 'Events accepted by the bus from this gateway, by entry path', labelNames: ['source'], registers });
-    this.received = new Counter({ name: 'relaygate_events_received_total', help: 'Events received from the bus for local subscribers (kind: history = carried a stream position)', labelNames: ['kind'], registers });
-    this.delivered = new Counter({ name: 'relaygate_events_delivered_total', help: 'Event deliveries to local sessions (one per subscriber)', labelNames: ['kind'], registers });
+    const { publishedBySource, receivedByKind, deliveredByKind } = this;
+    this.published = new Counter({
+      name: 'relaygate_events_published_total', help: 'Events accepted by the bus from this gateway, by entry path', labelNames: ['source'], registers,
+      collect() { publishedBySource.flush(this); },
+    });
+    this.received = new Counter({
+      name: 'relaygate_events_received_total', help: 'Events received from the bus for local subscribers (kind: history = carried a stream position)', labelNames: ['kind'], registers,
+      collect() { receivedByKind.flush(this); },
+    });
+    this.delivered = new Counter({
+      name: 'relaygate_events_delivered_total', help: 'Event deliveries to local sessions (one per subscriber)', labelNames: ['kind'], registers,
+      collect() { deliveredByKind.flush(this); },
+    });
     this.dropped = new Counter({ name: 'relaygate_events_dropped_total', help: 'Events received and not delivered (malformed raw message, duplicate offset, no local subscriber)', labelNames: ['reason'], registers });
     this.channels = new Gauge({ name: 'relaygate_bus_channels', help: 'Bus channels this gateway listens on (one per subscribed topic)', registers });
     this.subscriptions = new Gauge({ name: 'relaygate_subscriptions', help: 'Topic subscriptions of local sessions', registers });

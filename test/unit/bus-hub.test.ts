@@ -78,6 +78,14 @@ describe('EventsHub over MemoryBus', () => {
     expect(await value('relaygate_events_received_total', { kind: 'history' })).toBe(1);
     expect(await value('relaygate_events_delivered_total', { kind: 'plain' })).toBe(4);
     expect(await value('relaygate_events_delivered_total', { kind: 'history' })).toBe(1);
+    // A second scrape adds only what happened since the first.
+    await h.publish('t', 'news', text('4'), '', { source: 'ws' });
+    await tick();
+    expect(await value('relaygate_events_published_total', { source: 'ws' })).toBe(3);
+    expect(await value('relaygate_events_published_total', { source: 'http' })).toBe(1);
+    expect(await value('relaygate_events_received_total', { kind: 'plain' })).toBe(3);
+    expect(await value('relaygate_events_delivered_total', { kind: 'plain' })).toBe(6);
+    expect(await value('relaygate_events_delivered_total', { kind: 'history' })).toBe(1);
     expect(await value('relaygate_subscriptions', {})).toBe(3);
     h.dropSession(a);
     expect(await value('relaygate_subscriptions', {})).toBe(1);
