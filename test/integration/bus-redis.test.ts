@@ -98,6 +98,24 @@ describe('RedisBus on a shared Redis', () => {
     expect(got.events[0]!.event.position).toEqual(position);
   });
 
+  it('keeps the order of one turn\'s publishes, plain and appended to history alike (they leave together)', async () => {
+    const prefix = uniquePrefix();
+    const a = await bus(prefix);
+    const b = await bus(prefix);
+    const got = new RecordingHandler();
+    a.setHandler(got);
+    await a.subscribe('acme', 'orders/8');
+    const retention = { size: 1000, ttlMs: 60_000 };
+    const sent: Promise<unknown>[] = [];
+    for (let i = 0; i < 400; i++) sent.push(b.publish('acme', 'orders/8', body(`e${i}`), i % 3 === 0 ? retention : undefined));
+    const positions = await Promise.all(sent);
+    await got.waitFor(400);
+    expect(got.payloads()).toEqual(Array.from({ length: 400 }, (_, i) => `e${i}`));
+    const offsets = positions.filter((p) => p !== undefined).map((p) => (p as { offset: number }).offset);
+    expect(offsets).toEqual(Array.from({ length: 134 }, (_, i) => i + 1));
+    expect(got.events.filter((e) => e.event.position).map((e) => e.event.position!.offset)).toEqual(offsets);
+  });
+
   it('listens with one SUBSCRIBE per topic per instance, shared by its sessions, batched per tick, never a pattern', async () => {
     const prefix = uniquePrefix();
     const monitor = await client().monitor();
@@ -217,6 +235,41 @@ describe('RedisBus faults on a private redis-server', () => {
   afterEach(async () => {
     server.resume();
     await Promise.all(buses.splice(0).map((b) => b.close()));
+  });
+
+  it('keeps a publisher\'s order on a Redis that has not loaded the history script, before and after a restart', async () => {
+    const prefix = uniquePrefix();
+    const b = await readyBus(server.url, prefix);
+    buses.push(b);
+    const got = new RecordingHandler();
+    b.setHandler(got);
+    await b.subscribe('acme', 'feed');
+    const retention = { size: 1000, ttlMs: 60_000 };
+    const publishSpread = async (from: number, count: number): Promise<Array<{ offset: number; epoch: string } | undefined>> => {
+      const sent: Promise<{ offset: number; epoch: string } | undefined>[] = [];
+      for (let i = from; i < from + count; i++) {
+        sent.push(b.publish('acme', 'feed', body(`e${i}`), retention));
+        // Later turns' publishes go out while the first ones' answers come back.
+        if (i % 10 === 9) await new Promise((r) => setImmediate(r));
+      }
+      return Promise.all(sent);
+    };
+    const flush = server.client();
+    await flush.script('FLUSH');
+    flush.disconnect();
+    const first = await publishSpread(0, 200);
+    expect(first.map((p) => p!.offset)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    await got.waitFor(200);
+    expect(got.payloads()).toEqual(Array.from({ length: 200 }, (_, i) => `e${i}`));
+
+    // A new connection to a restarted Redis loads the script again with its first append.
+    await server.restart();
+    await until('bus ready after the restart', () => b.ready());
+    const second = await publishSpread(200, 200);
+    const start = second[0]!.offset;
+    expect(second.map((p) => p!.offset)).toEqual(Array.from({ length: 200 }, (_, i) => start + i));
+    await got.waitFor(400);
+    expect(got.payloads()).toEqual(Array.from({ length: 400 }, (_, i) => `e${i}`));
   });
 
   it('goes unready when Redis dies, fails publishes fast, then reconnects, resubscribes and resyncs', async () => {
