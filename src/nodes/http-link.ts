@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, Pool } from 'undici';
 import { Code, GatewayError } from '../errors.js';
 import type { NodeFrame } from '../protocol/frames.js';
-import { DeadlineTimers } from '../router/deadline-timers.js';
+import { DeadlineTimers } from '../timing/deadline-timers.js';
 import { codeForNodeStatus, nodeErrorMessage, parseRetryAfter } from './http-status.js';
 import type { NodeCall, NodeCallHandler, NodeFailure, NodeLink } from './node-link.js';
 import { defaultNodeFrameLimit, NODE_STREAM_CONTENT_TYPE, NodeStreamDecoder, type NodeStreamSink } from './node-stream.js';

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { encodeNodeFrame } from '../protocol/codec.js';
 import type { AbortListener, CallSignal } from '../nodes/node-link.js';
 import type { InvokeBody, NodeFrame, ResultBody } from '../protocol/frames.js';
-import { DeadlineTimers, type Expiring } from './deadline-timers.js';
+import { DeadlineTimers, type Expiring } from '../timing/deadline-timers.js';
 import { checkInvokeGrant, checkJobTopic, checkMetadata, invokeDeadline } from './requests.js';
 import type { ComputeService, EventsService, InvokeCall } from './services.js';
 

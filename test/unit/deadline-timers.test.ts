@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DeadlineTimers } from '../../src/router/deadline-timers.js';
+import { DeadlineTimers } from '../../src/timing/deadline-timers.js';
 import { InvocationSignal } from '../../src/router/invoke.js';
 
 class Item {
