@@ -150,6 +150,8 @@ export class LoadWorker {
       if (m.ok) w.resolve(m.result);
       else w.reject(new Error(`${label}: ${m.error}`));
     });
+    // A send racing the worker's exit fails asynchronously (EPIPE): that is the end of the worker, not of the run.
+    child.on('error', () => {});
     child.once('exit', (code, signal) => {
       for (const w of this.waiting.values()) w.reject(new Error(`${label} exited (${code ?? signal})`));
       this.waiting.clear();
@@ -172,13 +174,15 @@ export class LoadWorker {
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
       this.waiting.set(seq, { resolve, reject });
-      this.child.send({ seq, cmd, ...extra });
+      this.child.send({ seq, cmd, ...extra }, (err) => {
+        if (err && this.waiting.delete(seq)) reject(new Error(`${this.label}: ${err.message}`));
+      });
     });
   }
 
   /** Relays a message to the role without waiting (publisher pacing). */
   notify(message: Record<string, number>): void {
-    if (this.child.connected) this.child.send({ notify: message });
+    if (this.child.connected) this.child.send({ notify: message }, () => {});
   }
 
   onEvent(listener: (event: Record<string, unknown>) => void): void {
