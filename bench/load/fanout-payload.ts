@@ -49,6 +49,15 @@ export class DeliveryTracker {
  * slowest subscriber and, when `ratePerSec` > 0, no faster than that rate (an open-loop load for
  * measuring latency below saturation).
  */
+/** The pacing settings every publisher role takes. */
+export interface PublishPacing {
+  payloadBytes: number;
+  window: number;
+  maxLag: number;
+  /** Publishes per second; 0 = as fast as the window and lag allow. */
+  ratePerSec?: number;
+}
+
 export class PublishPacer {
   seq = 0;
   inFlight = 0;
@@ -60,6 +69,11 @@ export class PublishPacer {
 
   canSend(): boolean {
     return this.inFlight < this.window && this.seq - this.slowest < this.maxLag && (this.ratePerSec <= 0 || this.credit >= 1);
+  }
+
+  /** The harness's note of the slowest subscriber's sequence number, which bounds the lag. */
+  heard(message: { minSeq?: unknown }): void {
+    if (typeof message.minSeq === 'number' && message.minSeq > this.slowest) this.slowest = message.minSeq;
   }
 
   /** Call for every publish sent. */

@@ -2,16 +2,12 @@
 // "events from anywhere" path): `window` PUBLISH commands in flight, paced by the slowest subscriber.
 import { Redis } from 'ioredis';
 import { Meter } from '../lib/meter.js';
-import { PublishPacer, stampedPayload } from './fanout-payload.js';
+import { PublishPacer, stampedPayload, type PublishPacing } from './fanout-payload.js';
 import type { RoleFactory } from './role.js';
 
-interface Config {
+interface Config extends PublishPacing {
   redisUrl: string;
   channel: string;
-  payloadBytes: number;
-  window: number;
-  maxLag: number;
-  ratePerSec?: number;
 }
 
 /** Role "redis-publish". */
@@ -43,7 +39,7 @@ export const createRedisPublish: RoleFactory = (raw) => {
     },
     start() { running = true; pacer.start(pump); },
     notify(message) {
-      if (typeof message.minSeq === 'number' && message.minSeq > pacer.slowest) pacer.slowest = message.minSeq;
+      pacer.heard(message);
       pump();
     },
     async stop() {

@@ -2,7 +2,7 @@
 // Socket.IO peer in bench/peers: invoke with acks, subscribe/publish, idle connections.
 import { io, type Socket } from 'socket.io-client';
 import { Meter, monoUs } from '../lib/meter.js';
-import { DeliveryTracker, PublishPacer, stampedPayload } from './fanout-payload.js';
+import { DeliveryTracker, PublishPacer, stampedPayload, type PublishPacing } from './fanout-payload.js';
 import { openAll, type RoleFactory } from './role.js';
 
 interface Common {
@@ -111,7 +111,7 @@ export const createSioSubscribe: RoleFactory = (raw, emit) => {
 
 /** Role "sio-publish": one socket publishing stamped payloads, acked after the adapter took them. */
 export const createSioPublish: RoleFactory = (raw) => {
-  const cfg = raw as unknown as Common & { topic: string; payloadBytes: number; window: number; maxLag: number; ratePerSec?: number };
+  const cfg = raw as unknown as Common & PublishPacing & { topic: string };
   const meter = new Meter();
   const pacer = new PublishPacer(cfg.window, cfg.maxLag, cfg.ratePerSec);
   let socket: Socket | undefined;
@@ -141,7 +141,7 @@ export const createSioPublish: RoleFactory = (raw) => {
     },
     start() { running = true; pacer.start(pump); },
     notify(message) {
-      if (typeof message.minSeq === 'number' && message.minSeq > pacer.slowest) pacer.slowest = message.minSeq;
+      pacer.heard(message);
       pump();
     },
     async stop() {

@@ -6,7 +6,7 @@ import {
   MIN_ID, Opcode, ServerKind, findBytesField, findVarintField, maskedFrame, publishFrame, scanServerFrame, subscribeFrame,
   type ServerFrameScan,
 } from '../lib/wire.js';
-import { DeliveryTracker, PublishPacer, stampedPayload } from './fanout-payload.js';
+import { DeliveryTracker, PublishPacer, stampedPayload, type PublishPacing } from './fanout-payload.js';
 import { loopbackSources, openAll, type RoleFactory } from './role.js';
 
 /** `gateway`: relaygate.v1.proto with Subscribe/Publish; `uws`: a bare peer (/sub receives, /pub sends, one ack per publish). */
@@ -91,17 +91,12 @@ export const createWsSubscribe: RoleFactory = (raw, emit) => {
   };
 };
 
-interface PublishConfig {
+interface PublishConfig extends PublishPacing {
   target: Target;
   host: string;
   port: number;
   token: string;
   topic: string;
-  payloadBytes: number;
-  window: number;
-  maxLag: number;
-  /** Publishes per second; 0 = as fast as the window and lag allow. */
-  ratePerSec?: number;
 }
 
 /** Role "ws-publish": one connection publishing stamped payloads, paced by acks and by the slowest subscriber. */
@@ -175,7 +170,7 @@ export const createWsPublish: RoleFactory = (raw) => {
     }),
     start() { running = true; pacer.start(pump); },
     notify(message) {
-      if (typeof message.minSeq === 'number' && message.minSeq > pacer.slowest) pacer.slowest = message.minSeq;
+      pacer.heard(message);
       pump();
     },
     async stop() {
