@@ -163,8 +163,15 @@ export class Transport {
         const protocols = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
         const origin = req.getHeader('origin');
+        const connectionHeader = req.getHeader('connection');
         const credential = readCredential(req.getHeader('authorization'), req.getQuery('access_token') ?? '');
         const reply = new Reply(res);
+
+        // RFC 6455 requires "Connection: Upgrade". uWS 20.30 upgrades without it and then closes the
+        // socket behind the 101 (Connection: close), which can crash the process: refuse it here.
+        if (!/(^|,)\s*upgrade\s*(,|$)/i.test(connectionHeader)) {
+          return reject(reply, 400, 'connection', new GatewayError(Code.INVALID_ARGUMENT, 'the Connection header must include Upgrade'));
+        }
 
         if (this.draining) return reject(reply, 503, 'draining', new GatewayError(Code.UNAVAILABLE, 'gateway shutting down'));
         const subprotocol = chooseSubprotocol(protocols);
