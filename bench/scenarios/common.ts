@@ -1,7 +1,7 @@
 // What the scenarios share: spreading a load over worker processes, and running one case
 // with every worker stopped afterwards, whatever happens.
 import type { BenchContext } from '../lib/context.js';
-import { measure, summarize, type CaseResult } from '../lib/measure.js';
+import { measure, summarize, type CaseResult, type MeasureOptions } from '../lib/measure.js';
 import type { WindowResult } from '../lib/meter.js';
 import { profileTable, readProfileWhenWritten } from '../lib/profile.js';
 import type { Table } from '../lib/report.js';
@@ -32,14 +32,8 @@ export function total(info: Array<Record<string, number>>, field: string): numbe
   return info.reduce((a, i) => a + (i[field] ?? 0), 0);
 }
 
-export interface CaseSpec {
-  label: string;
-  system: string;
-  unit: string;
-  servers: Server[];
-  workers: LoadWorker[];
-  counted?: LoadWorker[];
-}
+/** A case as a scenario describes it; the run adds warm-up, duration and cores. */
+export type CaseSpec = Omit<MeasureOptions, 'warmupMs' | 'durationMs' | 'cores'>;
 
 /** Measures one case with the run's warm-up and duration, then stops its workers. */
 export async function runCase(ctx: BenchContext, spec: CaseSpec): Promise<CaseResult> {
