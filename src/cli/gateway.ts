@@ -5,10 +5,9 @@ import { createLogger } from '../log.js';
 import { uwsNative } from '../transport/uws.js';
 import { drainOnSignals, logUnexpectedErrors } from './lifecycle.js';
 
-/** The reason printed when the native uWebSockets.js binary did not load. */
-export const uwsFallbackMessage =
-  'uWebSockets.js native binary did not load, so its slow ws fallback is active; refusing to run a gateway on it ' +
-  '(set RELAYGATE_ALLOW_UWS_FALLBACK=1 to run anyway). Check that this Node.js version and platform have a binary in the package.';
+/** Why the fallback is unwanted, printed whether the process refuses it or runs on it. */
+const uwsFallbackReason = 'uWebSockets.js native binary did not load, so its slow ws fallback is active';
+const uwsFallbackHint = 'Check that this Node.js version and platform have a binary in the package.';
 
 /**
  * Refuses the ws fallback unless explicitly allowed; returns false when the process must not start.
@@ -17,10 +16,10 @@ export const uwsFallbackMessage =
 export function checkUwsNative(allowFallback: boolean, production: boolean): boolean {
   if (uwsNative) return true;
   if (allowFallback || !production) {
-    process.stderr.write(`relaygate: warning: ${uwsFallbackMessage.replace('; refusing to run a gateway on it', '; running on it anyway')}\n`);
+    process.stderr.write(`relaygate: warning: ${uwsFallbackReason}; running on it anyway. ${uwsFallbackHint}\n`);
     return true;
   }
-  process.stderr.write(`relaygate gateway: ${uwsFallbackMessage}\n`);
+  process.stderr.write(`relaygate gateway: ${uwsFallbackReason}; refusing to run a gateway on it (set RELAYGATE_ALLOW_UWS_FALLBACK=1 to run anyway). ${uwsFallbackHint}\n`);
   return false;
 }
 
