@@ -168,6 +168,9 @@ export class RedisBus implements Bus {
     this.watch(this.sub, 'subscriber');
     this.sub.on('ready', () => this.onSubscriberReady());
     this.sub.on('close', () => this.onSubscriberDown());
+    // The probe channel may be confirmed before the publisher link is up; the probe that found
+    // it down would otherwise wait a whole probe interval, and readiness with it.
+    this.pub.on('ready', () => this.probe());
 
     this.timers.push(setInterval(() => {
       if (!this.closed) this.liveness.beat();
